@@ -1,0 +1,61 @@
+"""Who may see and do what: the rules, in one place."""
+
+from __future__ import annotations
+
+from sqlalchemy import false, or_, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from .dto import Actor
+from .persistence.models import Task, Ticket
+
+STAFF_ROLES = frozenset({"agent", "manager", "admin", "auditor", "process_owner"})
+REPORTING_ROLES = frozenset({"requester", "agent", "manager", "admin"})
+DEPLOY_ROLES = frozenset({"process_owner", "admin"})
+
+
+def sees_all_tickets(actor: Actor) -> bool:
+    return bool(actor.roles & STAFF_ROLES)
+
+
+def ticket_filter(actor: Actor, requester_id: int | None) -> ColumnElement[bool]:
+    """SQL condition selecting the tickets ``actor`` may see."""
+    if sees_all_tickets(actor):
+        return true()
+    if requester_id is None:
+        return false()
+    return Ticket.requester_id == requester_id
+
+
+def may_see(actor: Actor, ticket: Ticket, requester_id: int | None) -> bool:
+    return sees_all_tickets(actor) or ticket.requester_id == requester_id
+
+
+def may_report(actor: Actor) -> bool:
+    """Open incidents and order items (auditors, process owners and monitors may not)."""
+    return bool(actor.roles & REPORTING_ROLES)
+
+
+def may_deploy(actor: Actor) -> bool:
+    return bool(actor.roles & DEPLOY_ROLES)
+
+
+def may_work_on(actor: Actor, task: Task, ticket: Ticket, user_id: int | None) -> bool:
+    """Complete (or claim) a task: its group's members, or the requester for their tasks."""
+    if task.for_requester:
+        return ticket.requester_id == user_id
+    if "admin" in actor.roles:
+        return True
+    return task.group_key is not None and task.group_key in actor.groups
+
+
+def inbox_filter(actor: Actor, user_id: int | None) -> ColumnElement[bool]:
+    """SQL condition selecting the ready tasks ``actor`` may act on."""
+    conditions = []
+    if user_id is not None:
+        conditions.append((Task.for_requester == true()) & (Ticket.requester_id == user_id))
+        conditions.append(Task.assignee_id == user_id)
+    if actor.groups:
+        conditions.append(Task.group_key.in_(sorted(actor.groups)))
+    if "admin" in actor.roles:
+        conditions.append(Task.for_requester == false())
+    return or_(*conditions) if conditions else false()

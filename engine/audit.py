@@ -1,0 +1,112 @@
+"""The audit trail: append-only events, each hash-chained to the one before it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .persistence.models import AuditEvent, AuditHead
+
+GENESIS = "0" * 64
+
+
+@dataclass
+class Event:
+    """An event to append; ``seq`` and hashes are assigned when it is written."""
+
+    action: str
+    actor: str
+    at: datetime
+    data: dict[str, Any]
+    ticket_id: int | None = None
+    ticket_number: str | None = None
+    task_id: str | None = None
+    task_name: str | None = None
+    process_key: str | None = None
+    process_version: int | None = None
+
+
+def canonical(row: AuditEvent) -> bytes:
+    """The bytes a hash covers: every column but the hash itself, in a fixed form."""
+    content = {
+        "seq": row.seq,
+        "at": row.at.isoformat(timespec="microseconds"),
+        "actor": row.actor,
+        "action": row.action,
+        "ticket_id": row.ticket_id,
+        "ticket": row.ticket_number,
+        "task_id": row.task_id,
+        "task": row.task_name,
+        "data": json.loads(row.data),
+        "process_key": row.process_key,
+        "process_version": row.process_version,
+        "prev": row.prev_hash,
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+
+
+def ensure_head(session: Session) -> None:
+    if session.get(AuditHead, 1) is None:
+        session.add(AuditHead(id=1, seq=0, hash=GENESIS))
+
+
+def append(session: Session, events: list[Event]) -> list[AuditEvent]:
+    """Write events at the end of the chain, inside the caller's transaction.
+
+    The head row is locked until commit, so concurrent writers chain in order.
+    """
+    if not events:
+        return []
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one()
+    rows = []
+    for event in events:
+        row = AuditEvent(
+            seq=head.seq + 1,
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            ticket_id=event.ticket_id,
+            ticket_number=event.ticket_number,
+            task_id=event.task_id,
+            task_name=event.task_name,
+            data=json.dumps(event.data, sort_keys=True, default=str),
+            process_key=event.process_key,
+            process_version=event.process_version,
+            prev_hash=head.hash,
+        )
+        row.hash = hashlib.sha256(canonical(row)).hexdigest()
+        head.seq, head.hash = row.seq, row.hash
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+def verify(session: Session, batch: int = 5000) -> tuple[int, int | None, str | None]:
+    """Check the whole chain: (events checked, first bad seq or None, reason)."""
+    prev, expected_seq, count, last = GENESIS, 1, 0, 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            if row.seq != expected_seq:
+                return count, expected_seq, f"event {expected_seq} is missing"
+            if row.prev_hash != prev:
+                return count, row.seq, "does not follow the event before it"
+            if hashlib.sha256(canonical(row)).hexdigest() != row.hash:
+                return count, row.seq, "content does not match its hash"
+            prev, expected_seq, count, last = row.hash, row.seq + 1, count + 1, row.seq
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != count or head.hash != prev):
+        return count, count + 1, "events after the last one were removed"
+    return count, None, None

@@ -1,0 +1,83 @@
+"""Users, groups, services and the catalog: the reference data around tickets."""
+
+from __future__ import annotations
+
+import json
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .dto import Actor, CatalogItemInfo, GroupInfo, ServiceInfo
+from .persistence.models import CatalogItem, Group, Membership, Service, User
+
+# Argon2id, memory-hard; the library's defaults follow RFC 9106's recommendations.
+HASHER = PasswordHasher()
+# A hash to verify against when the user does not exist, so timing does not tell.
+_DUMMY_HASH = HASHER.hash("guichet-dummy")
+
+
+def hash_password(password: str, hasher: PasswordHasher = HASHER) -> str:
+    return hasher.hash(password)
+
+
+def check_password(user: User | None, password: str, hasher: PasswordHasher = HASHER) -> bool:
+    try:
+        return hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and (
+            user is not None and user.active
+        )
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+def user_by_name(session: Session, username: str) -> User | None:
+    return session.scalars(select(User).where(User.username == username)).first()
+
+
+def actor_of(session: Session, user: User) -> Actor:
+    groups = session.scalars(
+        select(Membership.group_key).where(Membership.user_id == user.id)
+    ).all()
+    return Actor(
+        username=user.username, roles=frozenset(user.roles.split()), groups=frozenset(groups),
+        name=user.name, email=user.email,
+    )
+
+
+def group_members(session: Session, group_key: str) -> set[int]:
+    return set(session.scalars(select(Membership.user_id).where(Membership.group_key == group_key)))
+
+
+def groups(session: Session) -> list[GroupInfo]:
+    rows = session.scalars(select(Group).order_by(Group.level, Group.key)).all()
+    return [GroupInfo(g.key, g.name, g.level) for g in rows]
+
+
+def services(session: Session) -> list[ServiceInfo]:
+    rows = session.scalars(select(Service).order_by(Service.name)).all()
+    return [ServiceInfo(s.key, s.name, s.state) for s in rows]
+
+
+def catalog_item_info(item: CatalogItem) -> CatalogItemInfo:
+    return CatalogItemInfo(
+        key=item.key, name=item.name, description=item.description,
+        needs_approval=item.needs_approval, auto_accept=item.auto_accept,
+        auto_fulfil=item.auto_fulfil, fulfilment_group=item.fulfilment_group,
+        form=json.loads(item.form),
+    )
+
+
+def catalog(session: Session) -> list[CatalogItemInfo]:
+    rows = session.scalars(
+        select(CatalogItem).where(CatalogItem.active.is_(True)).order_by(CatalogItem.name)
+    ).all()
+    return [catalog_item_info(i) for i in rows]
+
+
+def form_options(session: Session) -> dict[str, list[tuple[str, str]]]:
+    """Live values for ``x-options`` form fields: support groups and services."""
+    return {
+        "groups": [(g.key, g.name) for g in groups(session) if g.level > 0],
+        "services": [(s.key, s.name) for s in services(session)],
+    }

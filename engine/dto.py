@@ -1,0 +1,146 @@
+"""Plain results the facade returns: never ORM rows nor SpiffWorkflow objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+AGENT_ROLES = frozenset({"agent"})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a signed-in user, or ``system`` for automatic work."""
+
+    username: str
+    roles: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    name: str = ""
+    email: str = ""
+
+    def has(self, role: str) -> bool:
+        return role in self.roles or "admin" in self.roles
+
+    @property
+    def is_staff(self) -> bool:
+        """Agents, managers and admins see every ticket; requesters their own."""
+        return bool(self.roles & {"agent", "manager", "admin", "auditor", "process_owner"})
+
+
+SYSTEM = Actor(username="system", roles=frozenset({"admin"}), name="Guichet")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    page: int = 1
+    per_page: int = 25
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    id: str
+    name: str
+    title: str
+    ticket: str
+    group: str | None
+    assignee: str | None
+    form: dict[str, Any]
+    due_at: datetime | None
+    created_at: datetime
+    for_requester: bool = False
+    ticket_title: str = ""
+    priority: str | None = None
+    status: str = "ready"
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    key: str
+    version: int
+
+
+@dataclass(frozen=True)
+class TicketInfo:
+    number: str
+    kind: str
+    title: str
+    description: str
+    status: str
+    priority: str | None
+    requester: str
+    service: str | None
+    item: str | None
+    group: str | None
+    assignee: str | None
+    channel: str
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    response_due_at: datetime | None
+    due_at: datetime | None
+    process: ProcessRef
+    tasks: list[TaskInfo] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditEventInfo:
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    ticket: str | None
+    task: str | None
+    data: dict[str, Any]
+    process: ProcessRef | None
+    hash: str
+
+
+@dataclass(frozen=True)
+class ProcessVersionInfo:
+    key: str
+    kind: str
+    version: int
+    name: str
+    sha256: str
+    deployed_at: datetime
+    deployed_by: str
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    key: str
+    version: int
+    created: bool  # False when the content equals the current version
+
+
+@dataclass(frozen=True)
+class CatalogItemInfo:
+    key: str
+    name: str
+    description: str
+    needs_approval: bool
+    auto_accept: bool
+    auto_fulfil: bool
+    fulfilment_group: str
+    form: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    key: str
+    name: str
+    state: str
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    key: str
+    name: str
+    level: int

@@ -1,0 +1,541 @@
+"""The one door into the engine: each public method is one unit of work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import access, audit, deploy, directory, forms, runtime, tickets
+from .clock import Clock, utcnow
+from .definitions import DefinitionCache
+from .dto import (
+    Actor,
+    AuditEventInfo,
+    CatalogItemInfo,
+    DeployOutcome,
+    GroupInfo,
+    Page,
+    ProcessRef,
+    ProcessVersionInfo,
+    ServiceInfo,
+    TaskInfo,
+    TicketInfo,
+)
+from .errors import Conflict, Forbidden, NotFound, ValidationFailed
+from .persistence.db import Database
+from .persistence.models import (
+    AuditEvent,
+    Base,
+    CatalogItem,
+    ProcessVersion,
+    Service,
+    Task,
+    Ticket,
+    TicketState,
+    User,
+)
+from .sandbox import SandboxScriptEngine
+from .services import SERVICE_OPERATORS
+
+MAX_PER_PAGE = 100
+# Process variables a requester may read on their own ticket.
+REQUESTER_VARIABLES = frozenset({"resolution", "reason", "fields", "comment", "category"})
+INCIDENT_FIELDS = {"title": (1, 200), "description": (0, 10000)}
+
+
+class ServiceDesk:
+    """Guichet's engine: deploy processes, run tickets, answer queries."""
+
+    def __init__(
+        self,
+        database_url: str,
+        clock: Clock = utcnow,
+        hasher: PasswordHasher | None = None,
+        pool_size: int = 5,
+    ) -> None:
+        self.db = Database(database_url, pool_size=pool_size)
+        self.clock = clock
+        self.hasher = hasher or directory.HASHER
+        self.definitions = DefinitionCache()
+        self.script_engine = SandboxScriptEngine(SERVICE_OPERATORS)
+
+    # -- schema -----------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create tables directly (tests); production uses ``upgrade_schema``."""
+        Base.metadata.create_all(self.db.engine)
+        self._seed_bookkeeping()
+
+    def upgrade_schema(self) -> None:
+        """Bring the database to the latest Alembic revision."""
+        from .migrate import upgrade
+
+        upgrade(self.db.engine)
+        self._seed_bookkeeping()
+
+    def _seed_bookkeeping(self) -> None:
+        with self.db.write() as s:
+            tickets.ensure_counters(s)
+            audit.ensure_head(s)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # -- people -----------------------------------------------------------------------
+
+    def authenticate(self, username: str, password: str) -> Actor | None:
+        """The actor for valid credentials, else None (same time either way)."""
+        with self.db.read() as s:
+            user = directory.user_by_name(s, username)
+            if not directory.check_password(user, password, self.hasher):
+                return None
+            return directory.actor_of(s, user)
+
+    def actor(self, username: str) -> Actor | None:
+        with self.db.read() as s:
+            user = directory.user_by_name(s, username)
+            return directory.actor_of(s, user) if user and user.active else None
+
+    def groups(self) -> list[GroupInfo]:
+        with self.db.read() as s:
+            return directory.groups(s)
+
+    def services(self) -> list[ServiceInfo]:
+        with self.db.read() as s:
+            return directory.services(s)
+
+    def catalog(self) -> list[CatalogItemInfo]:
+        with self.db.read() as s:
+            options = directory.form_options(s)
+            return [
+                CatalogItemInfo(**{**i.__dict__, "form": forms.with_options(i.form, options)})
+                for i in directory.catalog(s)
+            ]
+
+    # -- processes --------------------------------------------------------------------
+
+    def deploy(self, uploads: Iterable[deploy.Upload], actor: Actor,
+               expected_key: str | None = None) -> list[DeployOutcome]:
+        """Validate and deploy BPMN/DMN files; all or nothing."""
+        if not access.may_deploy(actor):
+            raise Forbidden("only process owners and administrators may deploy")
+        with self.db.write() as s:
+            groups = {g.key for g in directory.groups(s)}
+            outcomes = deploy.deploy(s, list(uploads), actor.username, self.clock(), groups,
+                                     expected_key)
+            events = [
+                audit.Event(action="process_deployed", actor=actor.username, at=self.clock(),
+                            data={"key": o.key, "version": o.version},
+                            process_key=o.key, process_version=o.version)
+                for o in outcomes if o.created
+            ]
+            audit.append(s, events)
+            return outcomes
+
+    def deploy_folder(self, folder: Path, actor: Actor) -> list[DeployOutcome]:
+        """Deploy every ``*.bpmn`` and ``*.dmn`` of a folder, forms from ``folder/forms``."""
+        return self.deploy(uploads_from_folder(folder), actor)
+
+    def deploy_xml(self, key: str, xml: str | bytes, actor: Actor) -> DeployOutcome:
+        """Deploy one file sent through the API; forms come from the current version."""
+        with self.db.read() as s:
+            current = deploy.current_version(s, key)
+            known_forms = json.loads(current.forms) if current else {}
+        upload = deploy.Upload(f"{key}.xml", xml, known_forms)
+        return self.deploy([upload], actor, expected_key=key)[0]
+
+    def processes(self) -> list[ProcessVersionInfo]:
+        with self.db.read() as s:
+            latest = (select(ProcessVersion.key, func.max(ProcessVersion.version).label("v"))
+                      .group_by(ProcessVersion.key).subquery())
+            rows = s.scalars(select(ProcessVersion).join(
+                latest, (ProcessVersion.key == latest.c.key)
+                & (ProcessVersion.version == latest.c.v)).order_by(ProcessVersion.key)).all()
+            return [_version_info(r) for r in rows]
+
+    def versions(self, key: str) -> list[ProcessVersionInfo]:
+        with self.db.read() as s:
+            rows = s.scalars(select(ProcessVersion).where(ProcessVersion.key == key)
+                             .order_by(ProcessVersion.version.desc())).all()
+            if not rows:
+                raise NotFound(f"no process or decision table with key {key!r}")
+            return [_version_info(r) for r in rows]
+
+    def version_xml(self, key: str, version: int) -> str:
+        with self.db.read() as s:
+            row = s.scalars(select(ProcessVersion).where(
+                ProcessVersion.key == key, ProcessVersion.version == version)).first()
+            if row is None:
+                raise NotFound(f"{key} has no version {version}")
+            return row.xml
+
+    # -- tickets ----------------------------------------------------------------------
+
+    def open_incident(self, actor: Actor, title: str, description: str, service: str | None,
+                      channel: str = "portal") -> TicketInfo:
+        """Record an incident and run its process to the first wait state."""
+        _require_reporter(actor)
+        errors = _text_errors({"title": title, "description": description})
+        with self.db.write() as s:
+            if service is not None and s.get(Service, service) is None:
+                errors["service"] = "Choose one of the services listed."
+            _raise_if(errors)
+            data = {"title": title.strip(), "description": description or "",
+                    "service": service, "channel": channel}
+            return self._start(s, actor, "incident", "incident", data, item=None)
+
+    def order(self, actor: Actor, item_key: str, title: str | None,
+              fields: dict[str, Any] | None) -> TicketInfo:
+        """Order a catalog item; its form is validated against the item's schema."""
+        _require_reporter(actor)
+        with self.db.write() as s:
+            item = s.get(CatalogItem, item_key) if isinstance(item_key, str) else None
+            if item is None or not item.active:
+                raise ValidationFailed("Unknown catalog item.", {"item": "Choose an item "
+                                       "from the catalog."})
+            schema = forms.with_options(json.loads(item.form), directory.form_options(s))
+            try:
+                forms.validate(schema, fields if fields is not None else {})
+            except ValidationFailed as err:
+                raise ValidationFailed(err.message, {f"fields.{k}": v
+                                                     for k, v in err.errors.items()}) from err
+            title = (title or "").strip() or item.name
+            _raise_if(_text_errors({"title": title, "description": ""}))
+            data = {
+                "title": title, "description": "", "service": None, "channel": "portal",
+                "item": item.key, "fields": deepcopy(fields or {}),
+                "auto_accept": item.auto_accept, "needs_approval": item.needs_approval,
+                "fulfilment_group": item.fulfilment_group, "auto_fulfil": item.auto_fulfil,
+                "priority": "P4", "impact": "low", "urgency": "medium",
+            }
+            return self._start(s, actor, "request", "service_request", data, item=item.key)
+
+    def _start(self, s: Session, actor: Actor, kind: str, key: str, data: dict[str, Any],
+               item: str | None) -> TicketInfo:
+        definition_row = deploy.current_definition(s, key)
+        if definition_row is None:
+            raise NotFound(f"process {key!r} is not deployed; run 'guichet deploy'")
+        definition = self.definitions.get(s, definition_row.id)
+        user = directory.user_by_name(s, actor.username)
+        now = self.clock()
+        ticket = Ticket(
+            number=tickets.next_number(s, kind), kind=kind, title=data["title"],
+            description=data["description"], status="new", requester_id=user.id,
+            service_key=data.get("service"), item_key=item, channel=data["channel"],
+            created_at=now, updated_at=now, definition_id=definition.id,
+            process_key=definition.key, process_version=definition.version,
+        )
+        s.add(ticket)
+        s.flush()
+        start_data = {
+            **data, "requester": actor.username, "ticket": ticket.number,
+            "assignee_hint": None, "reopen_count": 0, "escalation_count": 0,
+            "resolved_by": None, "resolved_group": None,
+        }
+        workflow = tickets.new_workflow(definition, self.script_engine)
+        step = tickets.Step(ticket, definition, workflow, now)
+        step.event("ticket_created", actor.username, {
+            "kind": kind, "title": ticket.title, "description": ticket.description,
+            "service": data.get("service"), "item": item, "fields": data.get("fields"),
+            "channel": data["channel"],
+        })
+        trace = runtime.start(workflow, start_data)
+        step.events[-1].data["path"] = trace.path
+        tickets.save(s, step, actor.username)
+        return self._ticket_info(s, ticket, actor)
+
+    def tickets(self, actor: Actor, kind: str | None = None, status: str | None = None,
+                q: str | None = None, page: int = 1, per_page: int = 25) -> Page[TicketInfo]:
+        """Tickets the actor may see, newest first, filtered and paginated in SQL."""
+        page, per_page = _paging(page, per_page)
+        with self.db.read() as s:
+            user_id = _user_id(s, actor)
+            where = [access.ticket_filter(actor, user_id)]
+            if kind:
+                where.append(Ticket.kind == kind)
+            if status:
+                where.append(Ticket.status == status)
+            if q:
+                pattern = f"%{q.strip()}%"
+                where.append(or_(Ticket.number.ilike(pattern), Ticket.title.ilike(pattern)))
+            total = s.scalar(select(func.count()).select_from(Ticket).where(*where))
+            rows = s.scalars(select(Ticket).where(*where).order_by(Ticket.id.desc())
+                             .offset((page - 1) * per_page).limit(per_page)).all()
+            names = _usernames(s, {r.requester_id for r in rows} | {r.assignee_id for r in rows})
+            items = [_ticket_summary(r, names) for r in rows]
+            return Page(items, total, page, per_page)
+
+    def ticket(self, actor: Actor, number: str) -> TicketInfo:
+        with self.db.read() as s:
+            return self._ticket_info(s, self._visible_ticket(s, actor, number), actor)
+
+    def history(self, actor: Actor, number: str) -> list[AuditEventInfo]:
+        """The ticket's audit events, oldest first."""
+        with self.db.read() as s:
+            ticket = self._visible_ticket(s, actor, number)
+            rows = s.scalars(select(AuditEvent).where(AuditEvent.ticket_id == ticket.id)
+                             .order_by(AuditEvent.seq)).all()
+            return [_event_info(r) for r in rows]
+
+    # -- tasks ------------------------------------------------------------------------
+
+    def tasks(self, actor: Actor, page: int = 1, per_page: int = 25) -> Page[TaskInfo]:
+        """Ready user tasks the actor may act on, oldest first."""
+        page, per_page = _paging(page, per_page)
+        with self.db.read() as s:
+            user_id = _user_id(s, actor)
+            query = (select(Task, Ticket).join(Ticket, Task.ticket_id == Ticket.id)
+                     .where(Task.state == "ready", access.inbox_filter(actor, user_id)))
+            total = s.scalar(select(func.count()).select_from(query.subquery()))
+            rows = s.execute(query.order_by(Task.created_at, Task.id)
+                             .offset((page - 1) * per_page).limit(per_page)).all()
+            names = _usernames(s, {t.assignee_id for t, _ in rows})
+            options = directory.form_options(s)
+            items = [self._task_info(s, t, k, names, options) for t, k in rows]
+            return Page(items, total, page, per_page)
+
+    def task(self, actor: Actor, task_id: str) -> TaskInfo:
+        with self.db.read() as s:
+            task, ticket = self._task_and_ticket(s, actor, task_id)
+            names = _usernames(s, {task.assignee_id})
+            return self._task_info(s, task, ticket, names, directory.form_options(s))
+
+    def claim(self, actor: Actor, task_id: str) -> TaskInfo:
+        """Take a group task: colleagues see it is yours until you release it."""
+        return self._assign(actor, task_id, claim=True)
+
+    def release(self, actor: Actor, task_id: str) -> TaskInfo:
+        return self._assign(actor, task_id, claim=False)
+
+    def _assign(self, actor: Actor, task_id: str, claim: bool) -> TaskInfo:
+        with self._writing() as s:
+            task, ticket = self._locked_task(s, actor, task_id)
+            if task.for_requester:
+                raise Conflict("tasks of the requester cannot be claimed")
+            user_id = _user_id(s, actor)
+            if claim and task.assignee_id not in (None, user_id):
+                owner = _usernames(s, {task.assignee_id})[task.assignee_id]
+                raise Conflict(f"already claimed by {owner}")
+            if not claim and task.assignee_id not in (None, user_id) and "admin" not in actor.roles:
+                raise Forbidden("only the agent who claimed this task can release it")
+            task.assignee_id = user_id if claim else None
+            ticket.assignee_id = task.assignee_id
+            ticket.updated_at = self.clock()
+            definition = self.definitions.get(s, ticket.definition_id)
+            audit.append(s, [audit.Event(
+                action="task_claimed" if claim else "task_released", actor=actor.username,
+                at=self.clock(), data={}, ticket_id=ticket.id, ticket_number=ticket.number,
+                task_id=task.id, task_name=task.name, process_key=definition.key,
+                process_version=definition.version)])
+            names = _usernames(s, {task.assignee_id})
+            return self._task_info(s, task, ticket, names, directory.form_options(s))
+
+    def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> TicketInfo:
+        """Validate the form, complete the task and run the process to its next wait state.
+
+        One transaction: a failure anywhere leaves the ticket as it was. Two agents
+        completing the same task: one wins, the other gets ``Conflict``.
+        """
+        with self._writing() as s:
+            task, ticket = self._locked_task(s, actor, task_id)
+            user_id = _user_id(s, actor)
+            if task.assignee_id not in (None, user_id):
+                claimed_by = _usernames(s, {task.assignee_id})[task.assignee_id]
+                raise Conflict(f"this task is claimed by {claimed_by}; ask them to release it")
+            definition = self.definitions.get(s, ticket.definition_id)
+            schema = forms.with_options(definition.form(task.name), directory.form_options(s))
+            entered = forms.validate(schema, data)
+            workflow = tickets.load_workflow(s, ticket, definition, self.script_engine)
+            before = runtime.variables(workflow)
+            now = self.clock()
+            step = tickets.Step(ticket, definition, workflow, now)
+            trace = runtime.complete(workflow, task_id, entered, actor.username, task.group_key)
+            task.state, task.completed_at, task.completed_by_id = "completed", now, user_id
+            step.event("task_completed", actor.username, {
+                "entered": deepcopy(entered), "path": trace.path,
+                "changed": runtime.changed(before, runtime.variables(workflow)),
+            }, task)
+            tickets.save(s, step, actor.username)
+            return self._ticket_info(s, ticket, actor)
+
+    # -- audit ------------------------------------------------------------------------
+
+    def verify_audit(self) -> tuple[int, int | None, str | None]:
+        """(events, first bad seq or None, reason) for the whole chain."""
+        with self.db.read() as s:
+            return audit.verify(s)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _writing(self):
+        return _ConflictOnStale(self.db.write())
+
+    def _visible_ticket(self, s: Session, actor: Actor, number: str) -> Ticket:
+        ticket = s.scalars(select(Ticket).where(Ticket.number == number)).first()
+        if ticket is None or not access.may_see(actor, ticket, _user_id(s, actor)):
+            raise NotFound(f"ticket {number} not found")
+        return ticket
+
+    def _task_and_ticket(self, s: Session, actor: Actor, task_id: str) -> tuple[Task, Ticket]:
+        task = s.get(Task, task_id) if isinstance(task_id, str) else None
+        ticket = s.get(Ticket, task.ticket_id) if task else None
+        if task is None or not access.may_see(actor, ticket, _user_id(s, actor)):
+            raise NotFound("task not found")
+        return task, ticket
+
+    def _locked_task(self, s: Session, actor: Actor, task_id: str) -> tuple[Task, Ticket]:
+        """Lock the ticket row first, then read the task as it is now."""
+        ticket_id = s.scalar(select(Task.ticket_id).where(Task.id == task_id))
+        if ticket_id is None:
+            raise NotFound("task not found")
+        ticket = s.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+        task = s.get(Task, task_id, populate_existing=True)
+        user_id = _user_id(s, actor)
+        if not access.may_see(actor, ticket, user_id):
+            raise NotFound("task not found")
+        if task.state != "ready":
+            raise Conflict("this task is no longer ready: someone else completed it")
+        if not access.may_work_on(actor, task, ticket, user_id):
+            who = "the ticket's requester" if task.for_requester else f"group {task.group_key}"
+            raise Forbidden(f"this task belongs to {who}")
+        return task, ticket
+
+    def _ticket_info(self, s: Session, ticket: Ticket, actor: Actor) -> TicketInfo:
+        names = _usernames(s, {ticket.requester_id, ticket.assignee_id})
+        open_tasks = s.scalars(select(Task).where(Task.ticket_id == ticket.id,
+                                                  Task.state == "ready")
+                               .order_by(Task.created_at)).all()
+        names.update(_usernames(s, {t.assignee_id for t in open_tasks}))
+        options = directory.form_options(s)
+        state = s.get(TicketState, ticket.id)
+        variables = json.loads(state.variables) if state else {}
+        if not access.sees_all_tickets(actor):
+            variables = {k: v for k, v in variables.items() if k in REQUESTER_VARIABLES}
+        summary = _ticket_summary(ticket, names)
+        return TicketInfo(**{
+            **summary.__dict__,
+            "tasks": [self._task_info(s, t, ticket, names, options) for t in open_tasks],
+            "data": variables,
+        })
+
+    def _task_info(self, s: Session, task: Task, ticket: Ticket, names: dict[int, str],
+                   options: dict) -> TaskInfo:
+        definition = self.definitions.get(s, ticket.definition_id)
+        return TaskInfo(
+            id=task.id, name=task.name, title=task.title, ticket=ticket.number,
+            group=task.group_key, assignee=names.get(task.assignee_id),
+            form=forms.with_options(definition.form(task.name), options), due_at=task.due_at,
+            created_at=task.created_at, for_requester=task.for_requester,
+            ticket_title=ticket.title, priority=ticket.priority, status=task.state,
+        )
+
+
+class _ConflictOnStale:
+    """Turn an optimistic-lock failure at commit into a clean ``Conflict``."""
+
+    def __init__(self, cm) -> None:
+        self.cm = cm
+
+    def __enter__(self) -> Session:
+        return self.cm.__enter__()
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            return self.cm.__exit__(*exc)
+        except StaleDataError as err:
+            raise Conflict("the ticket changed while you worked on it; reload and retry") from err
+
+
+def uploads_from_folder(folder: Path) -> list[deploy.Upload]:
+    form_files = {}
+    for path in sorted((folder / "forms").glob("*.json")):
+        try:
+            form_files[path.name] = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            form_files[path.name] = f"not valid JSON: {err}"
+    return [deploy.Upload(str(p), p.read_bytes(), form_files)
+            for p in sorted([*folder.glob("*.dmn"), *folder.glob("*.bpmn")])]
+
+
+def _require_reporter(actor: Actor) -> None:
+    if not access.may_report(actor):
+        raise Forbidden("your role cannot open tickets")
+
+
+def _text_errors(values: dict[str, Any]) -> dict[str, str]:
+    errors = {}
+    for name, (low, high) in INCIDENT_FIELDS.items():
+        value = values.get(name)
+        if value is None and low == 0:
+            continue
+        if not isinstance(value, str):
+            errors[name] = "Must be text."
+        elif len(value.strip()) < low:
+            errors[name] = "This field is required."
+        elif len(value) > high:
+            errors[name] = f"Must be at most {high} characters."
+    return errors
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationFailed(f"Please correct these fields: {', '.join(sorted(errors))}.",
+                               errors)
+
+
+def _paging(page: Any, per_page: Any) -> tuple[int, int]:
+    try:
+        page, per_page = int(page), int(per_page)
+    except (TypeError, ValueError) as err:
+        raise ValidationFailed("page and per_page must be whole numbers",
+                               {"page": "Must be a whole number."}) from err
+    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+        raise ValidationFailed("page must be at least 1 and per_page between 1 and 100",
+                               {"page": "Out of range."})
+    return page, per_page
+
+
+def _user_id(s: Session, actor: Actor) -> int | None:
+    user = directory.user_by_name(s, actor.username)
+    return user.id if user else None
+
+
+def _usernames(s: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return dict(s.execute(select(User.id, User.username).where(User.id.in_(wanted))).all())
+
+
+def _ticket_summary(t: Ticket, names: dict[int, str]) -> TicketInfo:
+    return TicketInfo(
+        number=t.number, kind=t.kind, title=t.title, description=t.description, status=t.status,
+        priority=t.priority, requester=names.get(t.requester_id, ""), service=t.service_key,
+        item=t.item_key, group=t.group_key, assignee=names.get(t.assignee_id),
+        channel=t.channel, created_at=t.created_at, updated_at=t.updated_at,
+        resolved_at=t.resolved_at, closed_at=t.closed_at, response_due_at=t.response_due_at,
+        due_at=t.due_at, process=ProcessRef(t.process_key, t.process_version),
+    )
+
+
+def _event_info(r: AuditEvent) -> AuditEventInfo:
+    return AuditEventInfo(
+        seq=r.seq, at=r.at, actor=r.actor, action=r.action, ticket=r.ticket_number,
+        task=r.task_name, data=json.loads(r.data),
+        process=ProcessRef(r.process_key, r.process_version) if r.process_key else None,
+        hash=r.hash,
+    )
+
+
+def _version_info(r: ProcessVersion) -> ProcessVersionInfo:
+    return ProcessVersionInfo(key=r.key, kind=r.kind, version=r.version, name=r.name,
+                              sha256=r.sha256, deployed_at=r.deployed_at,
+                              deployed_by=r.deployed_by)

@@ -1,0 +1,166 @@
+"""Ticket units of work: start, complete, claim, and the projection of workflow state.
+
+Every function takes the session first and runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from . import audit, runtime
+from .bpmn import dump_state, load_state
+from .clock import after
+from .definitions import LoadedDefinition
+from .directory import group_members, user_by_name
+from .persistence.models import Counter, Task, Ticket, TicketState
+from .sandbox import SandboxScriptEngine
+
+PREFIXES = {"incident": "INC", "request": "REQ"}
+REQUESTER = "requester"
+
+
+@dataclass
+class Step:
+    """Everything one unit of work changes on a ticket, gathered to project and audit."""
+
+    ticket: Ticket
+    definition: LoadedDefinition
+    workflow: BpmnWorkflow
+    now: datetime
+    events: list[audit.Event] = field(default_factory=list)
+
+    def event(self, action: str, actor: str, data: dict[str, Any], task: Task | None = None):
+        self.events.append(audit.Event(
+            action=action, actor=actor, at=self.now, data=data,
+            ticket_id=self.ticket.id, ticket_number=self.ticket.number,
+            task_id=task.id if task else None, task_name=task.name if task else None,
+            process_key=self.definition.key, process_version=self.definition.version,
+        ))
+
+
+def next_number(session: Session, kind: str) -> str:
+    prefix = PREFIXES[kind]
+    value = session.execute(
+        update(Counter).where(Counter.name == prefix).values(value=Counter.value + 1)
+        .returning(Counter.value)
+    ).scalar_one()
+    return f"{prefix}-{value:06d}"
+
+
+def ensure_counters(session: Session) -> None:
+    for prefix in PREFIXES.values():
+        if session.get(Counter, prefix) is None:
+            session.add(Counter(name=prefix, value=0))
+
+
+def new_workflow(definition: LoadedDefinition, engine: SandboxScriptEngine) -> BpmnWorkflow:
+    return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=engine)
+
+
+def load_workflow(
+    session: Session, ticket: Ticket, definition: LoadedDefinition, engine: SandboxScriptEngine
+) -> BpmnWorkflow:
+    state = session.get(TicketState, ticket.id)
+    workflow = load_state(state.state, definition.spec, definition.subprocess_specs)
+    workflow.script_engine = engine  # not serialized: re-attach the sandbox every time
+    return workflow
+
+
+def save(session: Session, step: Step, actor: str) -> None:
+    """Persist the instance, project it into tickets/tasks, and append the audit events."""
+    variables = runtime.variables(step.workflow)
+    state = session.get(TicketState, step.ticket.id)
+    blob = dump_state(step.workflow)
+    public = json.dumps({k: v for k, v in variables.items() if k not in runtime.INTERNAL_KEYS},
+                        default=str)
+    if state is None:
+        session.add(TicketState(ticket_id=step.ticket.id, state=blob, variables=public))
+    else:
+        state.state, state.variables = blob, public
+    project(session, step, variables, actor)
+    audit.append(session, step.events)
+
+
+def project(session: Session, step: Step, variables: dict[str, Any], actor: str) -> None:
+    """Mirror the workflow into indexed rows: ready tasks, status, priority, due dates."""
+    ticket, now = step.ticket, step.now
+    open_rows = {
+        row.id: row for row in session.scalars(
+            select(Task).where(Task.ticket_id == ticket.id, Task.state == "ready")
+        )
+    }
+    ready = runtime.ready_user_tasks(step.workflow)
+    ready_ids = {str(t.id) for t in ready}
+    for row_id, row in open_rows.items():
+        if row_id not in ready_ids:
+            row.state, row.completed_at = "cancelled", now
+            step.event("task_cancelled", actor, {}, row)
+
+    ticket.priority = variables.get("priority") or ticket.priority
+    if variables.get("service"):
+        ticket.service_key = variables["service"]
+    ticket.response_due_at = after(ticket.created_at, variables.get("response_target"))
+    ticket.due_at = after(ticket.created_at, variables.get("resolution_target"))
+
+    work_rows = []
+    for task in ready:
+        row = open_rows.get(str(task.id)) or _new_task_row(session, step, task, variables)
+        if not row.for_requester:
+            work_rows.append(row)
+    if work_rows:
+        ticket.group_key, ticket.assignee_id = work_rows[0].group_key, work_rows[0].assignee_id
+
+    status = _status(step, ready)
+    if status != ticket.status:
+        step.event("ticket_status_changed", actor, {"from": ticket.status, "to": status})
+        if status == "resolved":
+            ticket.resolved_at = now
+        elif status in ("new", "in_progress", "pending_approval"):
+            ticket.resolved_at = None
+        if status in ("closed", "rejected"):
+            ticket.closed_at = now
+        ticket.status = status
+    ticket.updated_at = now
+
+
+def _status(step: Step, ready: list) -> str:
+    if step.workflow.is_completed():
+        end = runtime.end_event(step.workflow)
+        return step.definition.properties(end or "").get("status", "closed")
+    for task in ready:
+        status = step.definition.properties(task.task_spec.bpmn_id).get("status")
+        if status:
+            return status
+    return step.ticket.status or "new"
+
+
+def _new_task_row(session: Session, step: Step, task, variables: dict[str, Any]) -> Task:
+    props = step.definition.properties(task.task_spec.bpmn_id)
+    group = props.get("group") or variables.get(props.get("groupFrom", ""))
+    for_requester = group == REQUESTER
+    assignee_id = None
+    hint = variables.get(props.get("assigneeFrom", "")) if props.get("assigneeFrom") else None
+    if hint and not for_requester:
+        user = user_by_name(session, str(hint))
+        if user is not None and user.active and user.id in group_members(session, group):
+            assignee_id = user.id
+    row = Task(
+        id=str(task.id), ticket_id=step.ticket.id, name=task.task_spec.bpmn_id,
+        title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+        group_key=None if for_requester else group, for_requester=for_requester,
+        assignee_id=assignee_id, state="ready", form=props.get("formJsonSchemaFilename"),
+        created_at=step.now, due_at=None if for_requester else step.ticket.due_at,
+    )
+    session.add(row)
+    step.event("task_created", "system", {
+        "group": row.group_key, "for_requester": for_requester,
+        "assignee": str(hint) if assignee_id else None,
+    }, row)
+    return row
