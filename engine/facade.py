@@ -89,6 +89,13 @@ class ServiceDesk:
     def close(self) -> None:
         self.db.dispose()
 
+    def seed_demo(self, processes: Path) -> dict[str, int]:
+        """Create the demo users, groups, services and catalog that are missing."""
+        from .demo import seed
+
+        with self.db.write() as s:
+            return seed(s, processes, self.hasher)
+
     # -- people -----------------------------------------------------------------------
 
     def authenticate(self, username: str, password: str) -> Actor | None:

@@ -1,0 +1,65 @@
+"""Guichet's web front: the Flask app factory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from engine import ServiceDesk
+
+from .errors import register_error_handlers
+
+csrf = CSRFProtect()
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROCESSES = ROOT / "processes"
+
+
+def default_database_url(instance_path: str) -> str:
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'guichet.db'}"
+
+
+def create_app(test_config: dict[str, Any] | None = None,
+               desk: ServiceDesk | None = None) -> Flask:
+    """Build the app; ``desk`` lets tests share one engine with the app."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(
+        SECRET_KEY=_secret_key(app.instance_path),
+        DATABASE_URL=default_database_url(app.instance_path),
+        MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+        TOKEN_MAX_AGE=12 * 3600,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("GUICHET_INSECURE_COOKIES") != "1",
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.extensions["guichet"] = desk or ServiceDesk(app.config["DATABASE_URL"])
+    csrf.init_app(app)
+    _register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .api import bp as api_bp
+
+    csrf.exempt(api_bp)  # bearer tokens are never sent by a browser on its own
+    app.register_blueprint(api_bp)
+
+
+def _secret_key(instance_path: str) -> str:
+    """SECRET_KEY from the environment, or one generated once per instance folder."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

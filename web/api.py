@@ -1,0 +1,219 @@
+"""The JSON API of CONTRACT.md, under ``/api/v1``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+from jsonschema import Draft202012Validator
+from werkzeug.exceptions import HTTPException
+
+from engine import (
+    Conflict,
+    DeployFailed,
+    Forbidden,
+    GuichetError,
+    NotFound,
+    ProcessError,
+    ValidationFailed,
+)
+
+from . import openapi
+from . import serialize as js
+from .auth import Unauthorized, issue_token, token_required
+from .facade import desk
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, ValidationFailed: 422,
+          DeployFailed: 422, ProcessError: 422}
+_VALIDATORS = {name: Draft202012Validator(schema) for name, schema in openapi.BODIES.items()}
+
+
+def error(status: int, message: str, errors: Any = None) -> tuple[Response, int]:
+    body: dict[str, Any] = {"error": message}
+    if errors is not None:
+        body["errors"] = errors
+    return jsonify(body), status
+
+
+@bp.errorhandler(GuichetError)
+def _engine_error(err: GuichetError):
+    status = next((code for cls, code in STATUS.items() if isinstance(err, cls)), 400)
+    return error(status, err.message, getattr(err, "errors", None))
+
+
+@bp.errorhandler(Unauthorized)
+def _unauthorized(_err):
+    response, status = error(401, "sign in first: send 'Authorization: Bearer TOKEN' "
+                                  "(POST /api/v1/token gives one)")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response, status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(err: HTTPException):
+    return error(err.code or 500, err.description or err.name)
+
+
+def body(schema_name: str) -> dict[str, Any]:
+    """The JSON body, validated against its OpenAPI schema (422 naming each field)."""
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ValidationFailed("the request body must be a JSON object",
+                               {"_": "send Content-Type: application/json"})
+    problems: dict[str, str] = {}
+    for err in _VALIDATORS[schema_name].iter_errors(data):
+        field = ".".join(str(p) for p in err.absolute_path) or "_"
+        if err.validator == "required":
+            missing = [f for f in err.validator_value if f not in (err.instance or {})]
+            problems.update({f: "This field is required." for f in missing})
+        elif err.validator == "additionalProperties":
+            known = _VALIDATORS[schema_name].schema.get("properties", {})
+            problems.update({f: "Unknown field." for f in err.instance if f not in known})
+        else:
+            problems.setdefault(field, err.message)
+    if problems:
+        raise ValidationFailed(f"Please correct these fields: {', '.join(sorted(problems))}.",
+                               problems)
+    return data
+
+
+def _paging() -> dict[str, Any]:
+    return {"page": request.args.get("page", 1), "per_page": request.args.get("per_page", 25)}
+
+
+@bp.post("/token")
+def token():
+    data = body("TokenRequest")
+    actor = desk().authenticate(data["username"], data["password"])
+    if actor is None:
+        return error(401, "unknown user or wrong password")
+    return jsonify(token=issue_token(actor))
+
+
+@bp.get("/catalog")
+@token_required
+def catalog():
+    return jsonify(js.listing(desk().catalog(), js.catalog_item))
+
+
+@bp.get("/services")
+@token_required
+def services():
+    return jsonify(js.listing(desk().services(), js.service))
+
+
+@bp.post("/incidents")
+@token_required
+def open_incident():
+    data = body("IncidentRequest")
+    ticket = desk().open_incident(g.actor, data["title"], data.get("description", ""),
+                                  data.get("service"), channel="api")
+    return jsonify(js.ticket(ticket)), 201
+
+
+@bp.post("/requests")
+@token_required
+def order():
+    data = body("OrderRequest")
+    ticket = desk().order(g.actor, data["item"], data.get("title"), data.get("fields", {}))
+    return jsonify(js.ticket(ticket)), 201
+
+
+@bp.get("/tickets")
+@token_required
+def tickets():
+    args = request.args
+    page = desk().tickets(g.actor, kind=args.get("kind"), status=args.get("status"),
+                          q=args.get("q"), **_paging())
+    return jsonify(js.page(page, lambda t: js.ticket(t, full=False)))
+
+
+@bp.get("/tickets/<number>")
+@token_required
+def ticket(number: str):
+    return jsonify(js.ticket(desk().ticket(g.actor, number)))
+
+
+@bp.get("/tickets/<number>/history")
+@token_required
+def history(number: str):
+    return jsonify(js.listing(desk().history(g.actor, number), js.event))
+
+
+@bp.get("/tasks")
+@token_required
+def tasks():
+    return jsonify(js.page(desk().tasks(g.actor, **_paging()), js.task))
+
+
+@bp.get("/tasks/<task_id>")
+@token_required
+def task(task_id: str):
+    return jsonify(js.task(desk().task(g.actor, task_id)))
+
+
+@bp.post("/tasks/<task_id>/claim")
+@token_required
+def claim(task_id: str):
+    return jsonify(js.task(desk().claim(g.actor, task_id)))
+
+
+@bp.post("/tasks/<task_id>/release")
+@token_required
+def release(task_id: str):
+    return jsonify(js.task(desk().release(g.actor, task_id)))
+
+
+@bp.post("/tasks/<task_id>/complete")
+@token_required
+def complete(task_id: str):
+    data = body("CompleteRequest")
+    return jsonify(js.ticket(desk().complete(g.actor, task_id, data["data"])))
+
+
+@bp.get("/processes")
+@token_required
+def processes():
+    return jsonify(js.listing(desk().processes(), js.version))
+
+
+@bp.get("/processes/<key>/versions")
+@token_required
+def versions(key: str):
+    return jsonify(js.listing(desk().versions(key), js.version))
+
+
+@bp.post("/processes/<key>/versions")
+@token_required
+def deploy(key: str):
+    xml = request.get_data(cache=False)
+    if not xml:
+        return error(400, "send the BPMN or DMN XML as the request body")
+    outcome = desk().deploy_xml(key, xml, g.actor)
+    return jsonify(version=outcome.version, created=outcome.created), (
+        201 if outcome.created else 200)
+
+
+@bp.get("/processes/<key>/versions/<int:version>/xml")
+@token_required
+def version_xml(key: str, version: int):
+    return Response(desk().version_xml(key, version), mimetype="application/xml")
+
+
+@bp.get("/audit/verify")
+@token_required
+def audit_verify():
+    if not g.actor.roles & {"auditor", "admin"}:
+        raise Forbidden("only auditors may verify the audit trail")
+    count, first_bad, reason = desk().verify_audit()
+    result: dict[str, Any] = {"ok": first_bad is None, "events": count}
+    if first_bad is not None:
+        result.update(first_bad=first_bad, reason=reason)
+    return jsonify(result)
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(openapi.document())

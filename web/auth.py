@@ -1,0 +1,50 @@
+"""Bearer tokens for the API: signed, expiring, bound to the user name."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import current_app, g, request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from engine import Actor
+
+from .facade import desk
+
+SALT = "guichet-api-token"
+
+
+def _signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+
+
+def issue_token(actor: Actor) -> str:
+    return _signer().dumps({"u": actor.username})
+
+
+def actor_from_token(token: str) -> Actor | None:
+    try:
+        payload = _signer().loads(token, max_age=current_app.config["TOKEN_MAX_AGE"])
+    except BadSignature:
+        return None
+    return desk().actor(payload.get("u", ""))
+
+
+class Unauthorized(Exception):
+    """No valid bearer token (401)."""
+
+
+def token_required(view):
+    """Resolve ``Authorization: Bearer`` into ``g.actor`` or answer 401."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        actor = actor_from_token(token.strip()) if scheme.lower() == "bearer" and token else None
+        if actor is None:
+            raise Unauthorized()
+        g.actor = actor
+        return view(*args, **kwargs)
+
+    return wrapper

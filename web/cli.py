@@ -1,0 +1,116 @@
+"""The ``guichet`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from engine import SYSTEM, DeployFailed, ServiceDesk, uploads_from_folder
+
+from . import DEFAULT_PROCESSES, ROOT
+
+
+def _database_url() -> str:
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    instance = ROOT / "instance"
+    instance.mkdir(exist_ok=True)
+    return f"sqlite:///{instance / 'guichet.db'}"
+
+
+def _desk() -> ServiceDesk:
+    return ServiceDesk(_database_url())
+
+
+@click.group()
+def main() -> None:
+    """Guichet: an ITIL service desk run by BPMN."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or bring it to the latest schema."""
+    _desk().upgrade_schema()
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def deploy(paths: tuple[Path, ...]) -> None:
+    """Validate and deploy BPMN/DMN files (default: processes/); all or nothing."""
+    uploads = []
+    for path in paths or (DEFAULT_PROCESSES,):
+        if path.is_dir():
+            uploads += uploads_from_folder(path)
+        else:
+            uploads += [u for u in uploads_from_folder(path.parent) if Path(u.filename) == path]
+    try:
+        outcomes = _desk().deploy(uploads, SYSTEM)
+    except DeployFailed as err:
+        for e in err.errors:
+            where = f" [{e['element']}]" if e.get("element") else ""
+            click.echo(f"{e['file']}{where}: {e['message']}", err=True)
+        click.echo(f"nothing deployed: {len(err.errors)} error(s)", err=True)
+        sys.exit(1)
+    for o in outcomes:
+        click.echo(f"{o.key}: version {o.version}" + ("" if o.created else " (unchanged)"))
+
+
+@main.command("demo-data")
+def demo_data() -> None:
+    """Create the demo users, groups, services and catalog (idempotent)."""
+    created = _desk().seed_demo(DEFAULT_PROCESSES)
+    click.echo("demo data: " + ", ".join(f"{n} {k} created" for k, n in created.items()))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the web app and API with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from . import create_app
+
+    os.environ.setdefault("DATABASE_URL", _database_url())
+    os.environ.setdefault("GUICHET_INSECURE_COOKIES", "1" if host in ("127.0.0.1",
+                                                                       "localhost") else "0")
+
+    class _App(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return create_app()
+
+    click.echo(f"Guichet on http://{host}:{port} (database {_database_url()})")
+    _App().run()
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit 1 naming the first bad event."""
+    count, first_bad, reason = _desk().verify_audit()
+    if first_bad is None:
+        click.echo(f"audit trail intact: {count} events")
+        return
+    click.echo(f"audit trail BROKEN at event {first_bad}: {reason} ({count} events verified "
+               "before it)", err=True)
+    sys.exit(1)

@@ -1,0 +1,234 @@
+"""The OpenAPI 3.1 document of the JSON API.
+
+Request body schemas here are the ones the API validates against, so the document
+and the behaviour cannot drift apart; a test checks every route is documented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BODIES: dict[str, dict[str, Any]] = {
+    "TokenRequest": {
+        "type": "object", "additionalProperties": False, "required": ["username", "password"],
+        "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 64},
+                       "password": {"type": "string", "minLength": 1, "maxLength": 200}},
+    },
+    "IncidentRequest": {
+        "type": "object", "additionalProperties": False, "required": ["title"],
+        "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "description": {"type": "string", "maxLength": 10000},
+                       "service": {"type": ["string", "null"]}},
+    },
+    "OrderRequest": {
+        "type": "object", "additionalProperties": False, "required": ["item"],
+        "properties": {"item": {"type": "string"},
+                       "title": {"type": "string", "maxLength": 200},
+                       "fields": {"type": "object"}},
+    },
+    "CompleteRequest": {
+        "type": "object", "additionalProperties": False, "required": ["data"],
+        "properties": {"data": {"type": "object"}},
+    },
+}
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    **BODIES,
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "string"},
+                       "errors": {"oneOf": [
+                           {"type": "object", "additionalProperties": {"type": "string"}},
+                           {"type": "array", "items": {"$ref": "#/components/schemas/DeployError"}},
+                       ]}},
+    },
+    "DeployError": {
+        "type": "object",
+        "properties": {"file": {"type": ["string", "null"]},
+                       "element": {"type": ["string", "null"]}, "message": {"type": "string"}},
+    },
+    "Task": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "name": {"type": "string", "description": "BPMN id"},
+            "title": {"type": "string"}, "ticket": {"type": "string"},
+            "group": {"type": ["string", "null"]}, "assignee": {"type": ["string", "null"]},
+            "for_requester": {"type": "boolean"}, "form": {"type": "object"},
+            "due_at": _TIME, "created_at": _TIME, "priority": {"type": ["string", "null"]},
+            "ticket_title": {"type": "string"},
+        },
+    },
+    "Ticket": {
+        "type": "object",
+        "properties": {
+            "number": {"type": "string", "examples": ["INC-000001"]},
+            "kind": {"enum": ["incident", "request"]}, "title": {"type": "string"},
+            "description": {"type": "string"},
+            "status": {"enum": ["new", "in_progress", "pending_approval", "resolved",
+                                "closed", "rejected", "awaiting_requester"]},
+            "priority": {"type": ["string", "null"]}, "requester": {"type": "string"},
+            "service": {"type": ["string", "null"]}, "item": {"type": ["string", "null"]},
+            "group": {"type": ["string", "null"]}, "assignee": {"type": ["string", "null"]},
+            "channel": {"type": "string"}, "created_at": _TIME, "updated_at": _TIME,
+            "resolved_at": _TIME, "closed_at": _TIME, "response_due_at": _TIME, "due_at": _TIME,
+            "process": {"type": "object", "properties": {"key": {"type": "string"},
+                                                         "version": {"type": "integer"}}},
+            "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+            "data": {"type": "object", "description": "process variables the caller may read"},
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "properties": {"seq": {"type": "integer"}, "at": _TIME, "actor": {"type": "string"},
+                       "action": {"type": "string"}, "ticket": {"type": ["string", "null"]},
+                       "task": {"type": ["string", "null"]}, "data": {"type": "object"},
+                       "process": {"type": ["object", "null"]}, "hash": {"type": "string"}},
+    },
+    "ProcessVersion": {
+        "type": "object",
+        "properties": {"key": {"type": "string"}, "kind": {"enum": ["bpmn", "dmn"]},
+                       "name": {"type": "string"}, "version": {"type": "integer"},
+                       "sha256": {"type": "string"}, "deployed_at": _TIME,
+                       "deployed_by": {"type": "string"}},
+    },
+    "CatalogItem": {
+        "type": "object",
+        "properties": {"key": {"type": "string"}, "name": {"type": "string"},
+                       "description": {"type": "string"}, "needs_approval": {"type": "boolean"},
+                       "auto_accept": {"type": "boolean"},
+                       "fulfilment_group": {"type": "string"}, "form": {"type": "object"}},
+    },
+    "Service": {
+        "type": "object",
+        "properties": {"key": {"type": "string"}, "name": {"type": "string"},
+                       "state": {"enum": ["nominal", "degraded", "interrupted", "maintenance"]}},
+    },
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _list_of(name: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {"items": {"type": "array", "items": _ref(name)},
+                                             "total": {"type": "integer"}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Malformed request", 401: "Not signed in", 403: "Not allowed",
+            404: "Not found or not visible to the caller", 409: "Conflict with the current state",
+            422: "Invalid data, nothing changed"}
+    return {str(c): _json(_ref("Error"), text[c]) for c in codes}
+
+
+def _op(summary: str, ok: tuple[int, dict[str, Any], str], *errors: int, body: str | None = None,
+        params: list[dict[str, Any]] | None = None, public: bool = False, xml: bool = False):
+    code, schema, description = ok
+    op: dict[str, Any] = {"summary": summary,
+                          "responses": {str(code): _json(schema, description),
+                                        **_errors(*(() if public else (401,)), *errors)}}
+    if body:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": _ref(body)}}}
+    if xml:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/xml": {"schema": {"type": "string"}}}}
+    if params:
+        op["parameters"] = params
+    if public:
+        op["security"] = []
+    return op
+
+
+def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+def _query(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False,
+            "schema": schema or {"type": "string"}}
+
+
+PAGING = [_query("page", {"type": "integer", "minimum": 1}),
+          _query("per_page", {"type": "integer", "minimum": 1, "maximum": 100})]
+NUMBER, TASK = _path("number"), _path("task_id")
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document served at ``/api/v1/openapi.json``."""
+    tickets = _list_of("Ticket")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Guichet API", "version": "1",
+                 "description": "ITIL service desk: incidents and service requests run as BPMN."},
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/token": {"post": _op("Exchange credentials for a bearer token",
+                                   (200, {"type": "object", "properties": {
+                                       "token": {"type": "string"}}}, "A token"),
+                                   400, 401, 422, body="TokenRequest", public=True)},
+            "/catalog": {"get": _op("Service catalog", (200, _list_of("CatalogItem"), "Items"))},
+            "/services": {"get": _op("Services and their state",
+                                     (200, _list_of("Service"), "Services"))},
+            "/incidents": {"post": _op("Report an incident", (201, _ref("Ticket"), "Created"),
+                                       400, 403, 422, body="IncidentRequest")},
+            "/requests": {"post": _op("Order a catalog item", (201, _ref("Ticket"), "Created"),
+                                      400, 403, 422, body="OrderRequest")},
+            "/tickets": {"get": _op("Tickets the caller may see, newest first",
+                                    (200, tickets, "A page of tickets"), 422,
+                                    params=[_query("kind", {"enum": ["incident", "request"]}),
+                                            _query("status"), _query("q"), *PAGING])},
+            "/tickets/{number}": {"get": _op("One ticket", (200, _ref("Ticket"), "The ticket"),
+                                             404, params=[NUMBER])},
+            "/tickets/{number}/history": {"get": _op(
+                "Audit events of the ticket, oldest first",
+                (200, _list_of("AuditEvent"), "Events"), 404, params=[NUMBER])},
+            "/tasks": {"get": _op("Ready user tasks the caller may act on",
+                                  (200, _list_of("Task"), "A page of tasks"), 422, params=PAGING)},
+            "/tasks/{task_id}": {"get": _op("One task", (200, _ref("Task"), "The task"), 404,
+                                            params=[TASK])},
+            "/tasks/{task_id}/claim": {"post": _op("Claim a task", (200, _ref("Task"), "Claimed"),
+                                                   403, 404, 409, params=[TASK])},
+            "/tasks/{task_id}/release": {"post": _op(
+                "Release a claimed task", (200, _ref("Task"), "Released"), 403, 404, 409,
+                params=[TASK])},
+            "/tasks/{task_id}/complete": {"post": _op(
+                "Complete a task; the process moves to its next wait state",
+                (200, _ref("Ticket"), "The ticket after the step"), 400, 403, 404, 409, 422,
+                body="CompleteRequest", params=[TASK])},
+            "/processes": {"get": _op("Current version of every process and decision table",
+                                      (200, _list_of("ProcessVersion"), "Versions"))},
+            "/processes/{key}/versions": {
+                "get": _op("Every version, newest first",
+                           (200, _list_of("ProcessVersion"), "Versions"), 404,
+                           params=[_path("key")]),
+                "post": _op("Deploy a new version (process owners)",
+                            (201, {"type": "object", "properties": {
+                                "version": {"type": "integer"},
+                                "created": {"type": "boolean"}}}, "Deployed"),
+                            400, 403, 422, params=[_path("key")], xml=True),
+            },
+            "/processes/{key}/versions/{version}/xml": {"get": _op(
+                "The deployed BPMN/DMN XML", (200, {"type": "string"}, "XML"), 404,
+                params=[_path("key"), _path("version", {"type": "integer"})])},
+            "/audit/verify": {"get": _op(
+                "Check the audit hash chain (auditors)",
+                (200, {"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "events": {"type": "integer"},
+                    "first_bad": {"type": "integer"}, "reason": {"type": "string"}}},
+                 "Verification result"), 403)},
+            "/openapi.json": {"get": _op("This document", (200, {"type": "object"}, "OpenAPI"),
+                                         public=True)},
+        },
+    }
