@@ -47,7 +47,9 @@ from .services import SERVICE_OPERATORS
 
 MAX_PER_PAGE = 100
 # Process variables a requester may read on their own ticket.
-REQUESTER_VARIABLES = frozenset({"resolution", "reason", "fields", "comment", "category", "fulfilment"})
+REQUESTER_VARIABLES = frozenset(
+    {"resolution", "reason", "fields", "comment", "category", "fulfilment"}
+)
 INCIDENT_FIELDS = {"title": (1, 200), "description": (0, 10000)}
 
 

@@ -77,7 +77,7 @@ def test_a_script_refused_at_run_time_rolls_the_step_back(desk, life, monkeypatc
     definition = next(iter(desk.definitions._items.values()))
     spec = definition.spec.task_specs["record_resolution"]
     monkeypatch.setattr(spec, "script", "import os\nresolved_by = os.getcwd()")
-    with pytest.raises(ProcessError, match="record_resolution.*imports are not allowed"):
+    with pytest.raises(ProcessError, match=r"record_resolution.*imports are not allowed"):
         life.complete(ticket, "qualify", as_="sam", data=QUALIFY_RESOLVE)
     assert life.waits_on(ticket) == ["qualify"]
     assert life.ticket(ticket).status == "new"
