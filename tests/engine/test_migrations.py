@@ -27,7 +27,7 @@ HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 def _postgres_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL", "")
     if not url.startswith("postgresql"):
-        pytest.skip("PostgreSQL half: TEST_DATABASE_URL is not a postgresql:// URL")
+        pytest.skip("PostgreSQL variant: set TEST_DATABASE_URL (as make test does)")
     return url
 
 
