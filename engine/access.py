@@ -11,6 +11,9 @@ from .persistence.models import Task, Ticket
 STAFF_ROLES = frozenset({"agent", "manager", "admin", "auditor", "process_owner"})
 REPORTING_ROLES = frozenset({"requester", "agent", "manager", "admin"})
 DEPLOY_ROLES = frozenset({"process_owner", "admin"})
+NOTE_ROLES = frozenset({"agent", "manager", "admin"})
+# Events a requester never sees in their ticket's history.
+STAFF_ONLY_EVENTS = ("work_note_added",)
 
 
 def sees_all_tickets(actor: Actor) -> bool:
@@ -33,6 +36,10 @@ def may_see(actor: Actor, ticket: Ticket, requester_id: int | None) -> bool:
 def may_report(actor: Actor) -> bool:
     """Open incidents and order items (auditors, process owners and monitors may not)."""
     return bool(actor.roles & REPORTING_ROLES)
+
+
+def may_write_notes(actor: Actor) -> bool:
+    return bool(actor.roles & NOTE_ROLES)
 
 
 def may_deploy(actor: Actor) -> bool:

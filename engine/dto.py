@@ -56,6 +56,8 @@ class TaskInfo:
     ticket_title: str = ""
     priority: str | None = None
     status: str = "ready"
+    ticket_status: str = ""
+    service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,3 +146,24 @@ class GroupInfo:
     key: str
     name: str
     level: int
+
+
+@dataclass(frozen=True)
+class CommentInfo:
+    id: int
+    ticket: str
+    author: str
+    author_name: str
+    body: str
+    internal: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ProgressStep:
+    """One line of a requester's progress view."""
+
+    title: str
+    state: str  # done | current | next
+    who: str | None
+    at: datetime | None

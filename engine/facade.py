@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -20,11 +20,13 @@ from .dto import (
     Actor,
     AuditEventInfo,
     CatalogItemInfo,
+    CommentInfo,
     DeployOutcome,
     GroupInfo,
     Page,
     ProcessRef,
     ProcessVersionInfo,
+    ProgressStep,
     ServiceInfo,
     TaskInfo,
     TicketInfo,
@@ -35,6 +37,7 @@ from .persistence.models import (
     AuditEvent,
     Base,
     CatalogItem,
+    Comment,
     ProcessVersion,
     Service,
     Task,
@@ -42,6 +45,7 @@ from .persistence.models import (
     TicketState,
     User,
 )
+from .progress import next_user_tasks
 from .sandbox import SandboxScriptEngine
 from .services import SERVICE_OPERATORS
 
@@ -262,7 +266,8 @@ class ServiceDesk:
         return self._ticket_info(s, ticket, actor)
 
     def tickets(self, actor: Actor, kind: str | None = None, status: str | None = None,
-                q: str | None = None, page: int = 1, per_page: int = 25) -> Page[TicketInfo]:
+                q: str | None = None, page: int = 1, per_page: int = 25,
+                priority: str | None = None, service: str | None = None) -> Page[TicketInfo]:
         """Tickets the actor may see, newest first, filtered and paginated in SQL."""
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
@@ -270,11 +275,7 @@ class ServiceDesk:
             where = [access.ticket_filter(actor, user_id)]
             if kind:
                 where.append(Ticket.kind == kind)
-            if status:
-                where.append(Ticket.status == status)
-            if q:
-                pattern = f"%{q.strip()}%"
-                where.append(or_(Ticket.number.ilike(pattern), Ticket.title.ilike(pattern)))
+            where += _ticket_conditions(status, priority, service, q)
             total = s.scalar(select(func.count()).select_from(Ticket).where(*where))
             rows = s.scalars(select(Ticket).where(*where).order_by(Ticket.id.desc())
                              .offset((page - 1) * per_page).limit(per_page)).all()
@@ -290,19 +291,28 @@ class ServiceDesk:
         """The ticket's audit events, oldest first."""
         with self.db.read() as s:
             ticket = self._visible_ticket(s, actor, number)
-            rows = s.scalars(select(AuditEvent).where(AuditEvent.ticket_id == ticket.id)
-                             .order_by(AuditEvent.seq)).all()
-            return [_event_info(r) for r in rows]
+            query = select(AuditEvent).where(AuditEvent.ticket_id == ticket.id)
+            if not access.sees_all_tickets(actor):
+                query = query.where(AuditEvent.action.not_in(access.STAFF_ONLY_EVENTS))
+            return [_event_info(r) for r in s.scalars(query.order_by(AuditEvent.seq)).all()]
 
     # -- tasks ------------------------------------------------------------------------
 
-    def tasks(self, actor: Actor, page: int = 1, per_page: int = 25) -> Page[TaskInfo]:
-        """Ready user tasks the actor may act on, oldest first."""
+    def tasks(self, actor: Actor, page: int = 1, per_page: int = 25, queue: str | None = None,
+              status: str | None = None, priority: str | None = None,
+              service: str | None = None, q: str | None = None) -> Page[TaskInfo]:
+        """Ready user tasks the actor may act on, oldest first.
+
+        ``queue``: ``mine`` (claimed by the actor), ``group`` (the actor's groups),
+        ``unassigned`` (nobody claimed it), or None for all of them.
+        """
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
             query = (select(Task, Ticket).join(Ticket, Task.ticket_id == Ticket.id)
-                     .where(Task.state == "ready", access.inbox_filter(actor, user_id)))
+                     .where(Task.state == "ready", access.inbox_filter(actor, user_id),
+                            _queue_condition(queue, actor, user_id),
+                            *_ticket_conditions(status, priority, service, q)))
             total = s.scalar(select(func.count()).select_from(query.subquery()))
             rows = s.execute(query.order_by(Task.created_at, Task.id)
                              .offset((page - 1) * per_page).limit(per_page)).all()
@@ -310,6 +320,18 @@ class ServiceDesk:
             options = directory.form_options(s)
             items = [self._task_info(s, t, k, names, options) for t, k in rows]
             return Page(items, total, page, per_page)
+
+    def queue_counts(self, actor: Actor) -> dict[str, int]:
+        """How many ready tasks wait in each of the actor's queues."""
+        with self.db.read() as s:
+            user_id = _user_id(s, actor)
+            counts = {}
+            for queue in ("mine", "group", "unassigned", None):
+                counts[queue or "all"] = s.scalar(
+                    select(func.count()).select_from(Task).join(Ticket, Task.ticket_id == Ticket.id)
+                    .where(Task.state == "ready", access.inbox_filter(actor, user_id),
+                           _queue_condition(queue, actor, user_id)))
+            return counts
 
     def task(self, actor: Actor, task_id: str) -> TaskInfo:
         with self.db.read() as s:
@@ -374,6 +396,72 @@ class ServiceDesk:
             }, task)
             tickets.save(s, step, actor.username)
             return self._ticket_info(s, ticket, actor)
+
+    # -- conversation -----------------------------------------------------------------
+
+    def comments(self, actor: Actor, number: str) -> list[CommentInfo]:
+        """The ticket's comments, oldest first; work notes only for staff."""
+        with self.db.read() as s:
+            ticket = self._visible_ticket(s, actor, number)
+            query = select(Comment).where(Comment.ticket_id == ticket.id)
+            if not access.sees_all_tickets(actor):
+                query = query.where(Comment.internal.is_(False))
+            rows = s.scalars(query.order_by(Comment.id)).all()
+            users = {u.id: u for u in s.scalars(
+                select(User).where(User.id.in_({r.author_id for r in rows})))}
+            return [_comment_info(r, ticket, users[r.author_id]) for r in rows]
+
+    def add_comment(self, actor: Actor, number: str, body: str,
+                    internal: bool = False) -> CommentInfo:
+        """Add a public comment, or (agents) an internal work note the requester never sees."""
+        if internal and not access.may_write_notes(actor):
+            raise Forbidden("only agents can write work notes")
+        text = body.strip() if isinstance(body, str) else ""
+        if not text or len(text) > 10000:
+            raise ValidationFailed("Write a comment first.", {
+                "body": "This field is required." if not text else "At most 10000 characters."})
+        with self.db.write() as s:
+            ticket = self._visible_ticket(s, actor, number)
+            if not (access.sees_all_tickets(actor) or "requester" in actor.roles):
+                raise Forbidden("your role cannot comment on tickets")
+            user = directory.user_by_name(s, actor.username)
+            comment = Comment(ticket_id=ticket.id, author_id=user.id, body=text,
+                              internal=bool(internal), created_at=self.clock())
+            s.add(comment)
+            ticket.updated_at = self.clock()
+            s.flush()
+            audit.append(s, [audit.Event(
+                action="work_note_added" if internal else "comment_added", actor=actor.username,
+                at=self.clock(), data={"comment": comment.id, "body": text},
+                ticket_id=ticket.id, ticket_number=ticket.number,
+                process_key=ticket.process_key, process_version=ticket.process_version)])
+            return _comment_info(comment, ticket, user)
+
+    def progress(self, actor: Actor, number: str) -> list[ProgressStep]:
+        """Steps done, the current ones and who holds them, and what may come next."""
+        with self.db.read() as s:
+            ticket = self._visible_ticket(s, actor, number)
+            definition = self.definitions.get(s, ticket.definition_id)
+            done = s.execute(
+                select(Task.name, Task.title, Task.completed_at, User.name)
+                .join(User, Task.completed_by_id == User.id, isouter=True)
+                .where(Task.ticket_id == ticket.id, Task.state == "completed")
+                .order_by(Task.completed_at, Task.id)).all()
+            steps = [ProgressStep(title, "done", who, at) for _, title, at, who in done]
+            current = s.scalars(select(Task).where(Task.ticket_id == ticket.id,
+                                                   Task.state == "ready")
+                                .order_by(Task.created_at)).all()
+            names = _usernames(s, {t.assignee_id for t in current})
+            groups = {g.key: g.name for g in directory.groups(s)}
+            for task in current:
+                who = ("you" if ticket.requester_id == _user_id(s, actor) else "the requester") \
+                    if task.for_requester else names.get(task.assignee_id) or \
+                    groups.get(task.group_key, task.group_key)
+                steps.append(ProgressStep(task.title, "current", who, task.created_at))
+            for bpmn_id in next_user_tasks(definition.elements, [t.name for t in current]):
+                steps.append(ProgressStep(definition.element(bpmn_id).get("name") or bpmn_id,
+                                          "next", None, None))
+            return steps
 
     # -- audit ------------------------------------------------------------------------
 
@@ -444,6 +532,7 @@ class ServiceDesk:
             form=forms.with_options(definition.form(task.name), options), due_at=task.due_at,
             created_at=task.created_at, for_requester=task.for_requester,
             ticket_title=ticket.title, priority=ticket.priority, status=task.state,
+            ticket_status=ticket.status, service=ticket.service_key,
         )
 
 
@@ -492,6 +581,39 @@ def _text_errors(values: dict[str, Any]) -> dict[str, str]:
         elif len(value) > high:
             errors[name] = f"Must be at most {high} characters."
     return errors
+
+
+def _ticket_conditions(status: str | None, priority: str | None, service: str | None,
+                       q: str | None) -> list:
+    where = []
+    if status:
+        where.append(Ticket.status == status)
+    if priority:
+        where.append(Ticket.priority == priority)
+    if service:
+        where.append(Ticket.service_key == service)
+    if q and q.strip():
+        pattern = f"%{q.strip()}%"
+        where.append(or_(Ticket.number.ilike(pattern), Ticket.title.ilike(pattern)))
+    return where
+
+
+def _queue_condition(queue: str | None, actor: Actor, user_id: int | None):
+    if queue is None or queue == "all":
+        return true()
+    if queue == "mine":
+        return Task.assignee_id == user_id
+    if queue == "group":
+        return Task.group_key.in_(sorted(actor.groups))
+    if queue == "unassigned":
+        return Task.assignee_id.is_(None)
+    raise ValidationFailed("unknown queue", {"queue": "Choose mine, group or unassigned."})
+
+
+def _comment_info(c: Comment, ticket: Ticket, author: User) -> CommentInfo:
+    return CommentInfo(id=c.id, ticket=ticket.number, author=author.username,
+                       author_name=author.name, body=c.body, internal=c.internal,
+                       created_at=c.created_at)
 
 
 def _raise_if(errors: dict[str, str]) -> None:

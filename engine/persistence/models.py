@@ -205,6 +205,20 @@ class Task(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class Comment(Base):
+    """A public comment (requester and agents) or an internal work note (agents only)."""
+
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_ticket_id", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Counter(Base):
     """Per-kind ticket number sequences (INC-000001, REQ-000001)."""
 
