@@ -41,7 +41,7 @@ def actor_of(session: Session, user: User) -> Actor:
     ).all()
     return Actor(
         username=user.username, roles=frozenset(user.roles.split()), groups=frozenset(groups),
-        name=user.name, email=user.email,
+        name=user.name, email=user.email, user_id=user.id,
     )
 
 

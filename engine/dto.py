@@ -20,6 +20,7 @@ class Actor:
     groups: frozenset[str] = frozenset()
     name: str = ""
     email: str = ""
+    user_id: int | None = None
 
     def has(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles

@@ -635,6 +635,8 @@ def _paging(page: Any, per_page: Any) -> tuple[int, int]:
 
 
 def _user_id(s: Session, actor: Actor) -> int | None:
+    if actor.user_id is not None:
+        return actor.user_id
     user = directory.user_by_name(s, actor.username)
     return user.id if user else None
 
