@@ -76,3 +76,18 @@ def test_requests_approved_rejected_and_automatic(api):
         "item": "password_reset", "fields": {"account": "bob"}}).json
     assert auto["status"] == "resolved"
     assert [t["name"] for t in auto["tasks"]] == ["confirm"]
+
+
+def test_request_rejected_at_approval_and_standard_item_accepted_automatically(api):
+    number = api.post("/requests", as_="alice", json={
+        "item": "laptop", "title": "Laptop for the new intern",
+        "fields": {"model": "developer", "delivery_site": "Lyon"}}).json["number"]
+    api.complete(number, "qualify", as_="sam", data={"action": "accept"})
+    refused = api.complete(number, "approve", as_="max",
+                           data={"approved": False, "comment": "Use a pool laptop"})
+    assert (refused["status"], refused["title"]) == ("rejected", "Laptop for the new intern")
+
+    info = api.post("/requests", as_="alice", json={
+        "item": "info", "fields": {"question": "How do I book a meeting room?"}}).json
+    assert (info["status"], [t["name"] for t in info["tasks"]]) == ("in_progress", ["fulfil"])
+    assert info["title"] == "Information or advice"  # defaults to the item name
