@@ -160,10 +160,10 @@ def deploy(
     for upload, doc in docs:
         if doc.kind == "dmn":
             errors += check_dmn(doc, upload.filename)
+    decisions = {**_current_decisions(session), **dmn_docs}
     for upload, doc in docs:
         if doc.kind != "bpmn":
             continue
-        decisions = {**_current_decisions(session), **dmn_docs}
         errors += check_bpmn(doc, upload.filename, upload.forms, groups, set(decisions))
         called = {e.get("decision") for e in doc.elements.values() if e.get("decision")}
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from copy import deepcopy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,10 +129,8 @@ class ServiceDesk:
     def catalog(self) -> list[CatalogItemInfo]:
         with self.db.read() as s:
             options = directory.form_options(s)
-            return [
-                CatalogItemInfo(**{**i.__dict__, "form": forms.with_options(i.form, options)})
-                for i in directory.catalog(s)
-            ]
+            return [replace(i, form=forms.with_options(i.form, options))
+                    for i in directory.catalog(s)]
 
     # -- processes --------------------------------------------------------------------
 
@@ -516,12 +515,11 @@ class ServiceDesk:
         variables = json.loads(state.variables) if state else {}
         if not access.sees_all_tickets(actor):
             variables = {k: v for k, v in variables.items() if k in REQUESTER_VARIABLES}
-        summary = _ticket_summary(ticket, names)
-        return TicketInfo(**{
-            **summary.__dict__,
-            "tasks": [self._task_info(s, t, ticket, names, options) for t in open_tasks],
-            "data": variables,
-        })
+        return replace(
+            _ticket_summary(ticket, names),
+            tasks=[self._task_info(s, t, ticket, names, options) for t in open_tasks],
+            data=variables,
+        )
 
     def _task_info(self, s: Session, task: Task, ticket: Ticket, names: dict[int, str],
                    options: dict) -> TaskInfo:
