@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -75,9 +76,32 @@ def catalog(session: Session) -> list[CatalogItemInfo]:
     return [catalog_item_info(i) for i in rows]
 
 
-def form_options(session: Session) -> dict[str, list[tuple[str, str]]]:
-    """Live values for ``x-options`` form fields: support groups and services."""
-    return {
-        "groups": [(g.key, g.name) for g in groups(session) if g.level > 0],
-        "services": [(s.key, s.name) for s in services(session)],
-    }
+class FormOptions(Mapping[str, list[tuple[str, str]]]):
+    """Live values for ``x-options`` form fields, read only when a form asks for them."""
+
+    SOURCES = ("groups", "services")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._loaded: dict[str, list[tuple[str, str]]] = {}
+
+    def __getitem__(self, source: str) -> list[tuple[str, str]]:
+        if source not in self._loaded:
+            if source == "groups":
+                self._loaded[source] = [(g.key, g.name) for g in groups(self._session)
+                                        if g.level > 0]  # not managers: no functional target
+            elif source == "services":
+                self._loaded[source] = [(s.key, s.name) for s in services(self._session)]
+            else:
+                raise KeyError(source)
+        return self._loaded[source]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.SOURCES)
+
+    def __len__(self) -> int:
+        return len(self.SOURCES)
+
+
+def form_options(session: Session) -> FormOptions:
+    return FormOptions(session)

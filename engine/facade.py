@@ -383,10 +383,10 @@ class ServiceDesk:
             definition = self.definitions.get(s, ticket.definition_id)
             schema = forms.with_options(definition.form(task.name), directory.form_options(s))
             entered = forms.validate(schema, data)
-            workflow = tickets.load_workflow(s, ticket, definition, self.script_engine)
-            before = runtime.variables(workflow)
             now = self.clock()
-            step = tickets.Step(ticket, definition, workflow, now)
+            step = tickets.load_step(s, ticket, definition, self.script_engine, now)
+            workflow = step.workflow
+            before = runtime.variables(workflow)
             trace = runtime.complete(workflow, task_id, entered, actor.username, task.group_key)
             task.state, task.completed_at, task.completed_by_id = "completed", now, user_id
             step.event("task_completed", actor.username, {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from copy import deepcopy
 from typing import Any
 
@@ -26,7 +27,7 @@ def schema_problems(schema: Any) -> list[str]:
     return []
 
 
-def with_options(schema: dict[str, Any], options: dict[str, list[tuple[str, str]]]) -> dict:
+def with_options(schema: dict[str, Any], options: Mapping[str, list[tuple[str, str]]]) -> dict:
     """Copy ``schema`` with every ``x-options`` property turned into an enum of live values."""
     filled = deepcopy(schema)
     for prop in filled.get("properties", {}).values():

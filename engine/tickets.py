@@ -34,6 +34,7 @@ class Step:
     definition: LoadedDefinition
     workflow: BpmnWorkflow
     now: datetime
+    state: TicketState | None = None  # the stored row, when the ticket already has one
     events: list[audit.Event] = field(default_factory=list)
 
     def event(self, action: str, actor: str, data: dict[str, Any], task: Task | None = None):
@@ -64,26 +65,28 @@ def new_workflow(definition: LoadedDefinition, engine: SandboxScriptEngine) -> B
     return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=engine)
 
 
-def load_workflow(
-    session: Session, ticket: Ticket, definition: LoadedDefinition, engine: SandboxScriptEngine
-) -> BpmnWorkflow:
+def load_step(
+    session: Session, ticket: Ticket, definition: LoadedDefinition, engine: SandboxScriptEngine,
+    now: datetime,
+) -> Step:
+    """Restore the ticket's instance, ready for a unit of work."""
     state = session.get(TicketState, ticket.id)
     workflow = load_state(state.state, definition.spec, definition.subprocess_specs)
     workflow.script_engine = engine  # not serialized: re-attach the sandbox every time
-    return workflow
+    return Step(ticket, definition, workflow, now, state)
 
 
 def save(session: Session, step: Step, actor: str) -> None:
     """Persist the instance, project it into tickets/tasks, and append the audit events."""
     variables = runtime.variables(step.workflow)
-    state = session.get(TicketState, step.ticket.id)
     blob = dump_state(step.workflow)
     public = json.dumps({k: v for k, v in variables.items() if k not in runtime.INTERNAL_KEYS},
                         default=str)
-    if state is None:
-        session.add(TicketState(ticket_id=step.ticket.id, state=blob, variables=public))
+    if step.state is None:
+        step.state = TicketState(ticket_id=step.ticket.id, state=blob, variables=public)
+        session.add(step.state)
     else:
-        state.state, state.variables = blob, public
+        step.state.state, step.state.variables = blob, public
     project(session, step, variables, actor)
     audit.append(session, step.events)
 
