@@ -42,7 +42,7 @@ def current_version(session: Session, key: str) -> ProcessVersion | None:
 
 def _sha(doc: Document, forms: dict[str, Any]) -> str:
     digest = hashlib.sha256(doc.xml.encode())
-    digest.update(json.dumps(forms, sort_keys=True).encode())
+    digest.update(json.dumps(forms).encode())  # key order is the order fields are shown in
     return digest.hexdigest()
 
 
@@ -198,7 +198,7 @@ def _store(
     version = (current.version + 1) if current else 1
     session.add(ProcessVersion(
         key=doc.key, kind=doc.kind, version=version, name=doc.name, sha256=sha, xml=doc.xml,
-        forms=json.dumps(forms, sort_keys=True), elements=json.dumps(doc.elements),
+        forms=json.dumps(forms), elements=json.dumps(doc.elements),
         deployed_at=now, deployed_by=actor,
     ))
     session.flush()

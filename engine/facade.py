@@ -313,7 +313,7 @@ class ServiceDesk:
                             _queue_condition(queue, actor, user_id),
                             *_ticket_conditions(status, priority, service, q)))
             total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.execute(query.order_by(Task.created_at, Task.id)
+            rows = s.execute(query.order_by(Task.created_at, Task.ticket_id, Task.id)
                              .offset((page - 1) * per_page).limit(per_page)).all()
             names = _usernames(s, {t.assignee_id for t, _ in rows})
             options = directory.form_options(s)
@@ -442,15 +442,17 @@ class ServiceDesk:
             ticket = self._visible_ticket(s, actor, number)
             definition = self.definitions.get(s, ticket.definition_id)
             done = s.execute(
-                select(Task.name, Task.title, Task.completed_at, User.name)
-                .join(User, Task.completed_by_id == User.id, isouter=True)
-                .where(Task.ticket_id == ticket.id, Task.state == "completed")
-                .order_by(Task.completed_at, Task.id)).all()
-            steps = [ProgressStep(title, "done", who, at) for _, title, at, who in done]
+                select(AuditEvent.task_name, AuditEvent.at, User.name)
+                .join(User, User.username == AuditEvent.actor, isouter=True)
+                .where(AuditEvent.ticket_id == ticket.id, AuditEvent.action == "task_completed")
+                .order_by(AuditEvent.seq)).all()
+            steps = [ProgressStep(definition.element(name).get("name") or name, "done", who, at)
+                     for name, at, who in done]
             current = s.scalars(select(Task).where(Task.ticket_id == ticket.id,
                                                    Task.state == "ready")
                                 .order_by(Task.created_at)).all()
-            names = _usernames(s, {t.assignee_id for t in current})
+            names = dict(s.execute(select(User.id, User.name).where(
+                User.id.in_({t.assignee_id for t in current if t.assignee_id}))).all())
             groups = {g.key: g.name for g in directory.groups(s)}
             for task in current:
                 who = ("you" if ticket.requester_id == _user_id(s, actor) else "the requester") \

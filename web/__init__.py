@@ -53,6 +53,11 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(api_bp)  # bearer tokens are never sent by a browser on its own
     app.register_blueprint(api_bp)
 
+    from .views import load_user, register_views
+
+    app.before_request(load_user)  # g.user: the signed-in actor of the pages, or None
+    register_views(app)
+
 
 def _secret_key(instance_path: str) -> str:
     """SECRET_KEY from the environment, or one generated once per instance folder."""

@@ -1,4 +1,4 @@
-"""Error answers outside the API's own handlers: JSON under /api, plain pages elsewhere."""
+"""Error answers outside the API's own handlers: JSON under /api, HTML pages elsewhere."""
 
 from __future__ import annotations
 
@@ -24,4 +24,10 @@ def register_error_handlers(app: Flask) -> None:
 def _answer(status: int, message: str):
     if request.path.startswith("/api/"):
         return jsonify(error=message), status
-    return message, status, {"Content-Type": "text/plain; charset=utf-8"}
+    try:
+        from .views.common import error_page
+
+        return error_page(status, message)
+    except Exception:  # the error page itself failed: plain text, never a stack trace
+        log.exception("error page %s failed on %s", status, request.path)
+        return message, status, {"Content-Type": "text/plain; charset=utf-8"}

@@ -1,0 +1,19 @@
+"""The browser pages: one blueprint per area, server-rendered with Jinja2."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .common import load_user, register_error_pages, register_template_helpers
+
+__all__ = ["load_user", "register_views"]
+
+
+def register_views(app: Flask) -> None:
+    """Register the page blueprints, their error pages and template helpers."""
+    from . import auth, desk, portal, status, tickets
+
+    for module in (auth, portal, desk, tickets, status):
+        app.register_blueprint(module.bp)
+    register_error_pages(app)
+    register_template_helpers(app)
