@@ -8,8 +8,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from .dto import Actor
 from .persistence.models import Task, Ticket
 
-STAFF_ROLES = frozenset({"agent", "manager", "admin", "auditor", "process_owner"})
-REPORTING_ROLES = frozenset({"requester", "agent", "manager", "admin"})
 DEPLOY_ROLES = frozenset({"process_owner", "admin"})
 NOTE_ROLES = frozenset({"agent", "manager", "admin"})
 # Events a requester never sees in their ticket's history.
@@ -17,7 +15,7 @@ STAFF_ONLY_EVENTS = ("work_note_added",)
 
 
 def sees_all_tickets(actor: Actor) -> bool:
-    return bool(actor.roles & STAFF_ROLES)
+    return actor.is_staff
 
 
 def ticket_filter(actor: Actor, requester_id: int | None) -> ColumnElement[bool]:
@@ -35,7 +33,7 @@ def may_see(actor: Actor, ticket: Ticket, requester_id: int | None) -> bool:
 
 def may_report(actor: Actor) -> bool:
     """Open incidents and order items (auditors, process owners and monitors may not)."""
-    return bool(actor.roles & REPORTING_ROLES)
+    return actor.may_report
 
 
 def may_write_notes(actor: Actor) -> bool:

@@ -8,7 +8,10 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-AGENT_ROLES = frozenset({"agent"})
+# Who is who, by role (admins hold every right).
+STAFF_ROLES = frozenset({"agent", "manager", "admin", "auditor", "process_owner"})
+REPORTING_ROLES = frozenset({"requester", "agent", "manager", "admin"})
+DESK_ROLES = frozenset({"agent", "manager", "admin"})
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,18 @@ class Actor:
 
     @property
     def is_staff(self) -> bool:
-        """Agents, managers and admins see every ticket; requesters their own."""
-        return bool(self.roles & {"agent", "manager", "admin", "auditor", "process_owner"})
+        """Staff see every ticket; requesters only their own."""
+        return bool(self.roles & STAFF_ROLES)
+
+    @property
+    def may_report(self) -> bool:
+        """Open incidents and order items (auditors, process owners, monitors may not)."""
+        return bool(self.roles & REPORTING_ROLES)
+
+    @property
+    def works_desk(self) -> bool:
+        """Agents, managers and admins work queues at the desk."""
+        return bool(self.roles & DESK_ROLES)
 
 
 SYSTEM = Actor(username="system", roles=frozenset({"admin"}), name="Guichet")

@@ -14,10 +14,6 @@ from engine import Actor, Conflict, Forbidden, GuichetError, NotFound, Validatio
 
 from ..facade import desk
 
-DESK_ROLES = frozenset({"agent", "manager", "admin"})
-REPORTING_ROLES = frozenset({"requester", "agent", "manager", "admin"})
-STAFF_ROLES = frozenset({"agent", "manager", "admin", "auditor", "process_owner"})
-
 TICKET_STATUSES = [
     ("new", "New"), ("in_progress", "In progress"), ("pending_approval", "Pending approval"),
     ("resolved", "Resolved"), ("closed", "Closed"), ("rejected", "Rejected"),
@@ -70,15 +66,15 @@ def _role_plural(role: str) -> str:
 
 
 def is_desk_user(actor: Actor | None) -> bool:
-    return bool(actor and actor.roles & DESK_ROLES)
+    return bool(actor and actor.works_desk)
 
 
 def may_report(actor: Actor | None) -> bool:
-    return bool(actor and actor.roles & REPORTING_ROLES)
+    return bool(actor and actor.may_report)
 
 
 def is_staff(actor: Actor | None) -> bool:
-    return bool(actor and actor.roles & STAFF_ROLES)
+    return bool(actor and actor.is_staff)
 
 
 def home_for(actor: Actor) -> str:
