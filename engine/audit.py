@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from .persistence.models import AuditEvent, AuditHead
@@ -56,37 +56,36 @@ def ensure_head(session: Session) -> None:
         session.add(AuditHead(id=1, seq=0, hash=GENESIS))
 
 
-def append(session: Session, events: list[Event]) -> list[AuditEvent]:
+def append(session: Session, events: list[Event]) -> None:
     """Write events at the end of the chain, inside the caller's transaction.
 
-    The head row is locked until commit, so concurrent writers chain in order.
+    The head row is locked (by a no-op update) until commit, so concurrent writers
+    chain in order.
     """
     if not events:
-        return []
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one()
+        return
+    seq, prev = session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq)
+        .returning(AuditHead.seq, AuditHead.hash)
+    ).one()
     rows = []
     for event in events:
+        seq += 1
         row = AuditEvent(
-            seq=head.seq + 1,
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            ticket_id=event.ticket_id,
-            ticket_number=event.ticket_number,
-            task_id=event.task_id,
-            task_name=event.task_name,
+            seq=seq, at=event.at, actor=event.actor, action=event.action,
+            ticket_id=event.ticket_id, ticket_number=event.ticket_number,
+            task_id=event.task_id, task_name=event.task_name,
             data=json.dumps(event.data, sort_keys=True, default=str),
-            process_key=event.process_key,
-            process_version=event.process_version,
-            prev_hash=head.hash,
+            process_key=event.process_key, process_version=event.process_version,
+            prev_hash=prev,
         )
-        row.hash = hashlib.sha256(canonical(row)).hexdigest()
-        head.seq, head.hash = row.seq, row.hash
-        session.add(row)
-        rows.append(row)
-    return rows
+        row.hash = prev = hashlib.sha256(canonical(row)).hexdigest()
+        rows.append({c: getattr(row, c) for c in _COLUMNS})
+    session.execute(insert(AuditEvent), rows)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+
+
+_COLUMNS = [c.key for c in AuditEvent.__table__.columns]
 
 
 def verify(session: Session, batch: int = 5000) -> tuple[int, int | None, str | None]:

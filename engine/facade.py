@@ -347,7 +347,7 @@ class ServiceDesk:
 
     def _assign(self, actor: Actor, task_id: str, claim: bool) -> TaskInfo:
         with self._writing() as s:
-            task, ticket = self._locked_task(s, actor, task_id)
+            task, ticket, _ = self._locked_task(s, actor, task_id)
             if task.for_requester:
                 raise Conflict("tasks of the requester cannot be claimed")
             user_id = _user_id(s, actor)
@@ -375,16 +375,16 @@ class ServiceDesk:
         completing the same task: one wins, the other gets ``Conflict``.
         """
         with self._writing() as s:
-            task, ticket = self._locked_task(s, actor, task_id)
+            task, ticket, open_rows = self._locked_task(s, actor, task_id)
             user_id = _user_id(s, actor)
             if task.assignee_id not in (None, user_id):
                 claimed_by = _usernames(s, {task.assignee_id})[task.assignee_id]
                 raise Conflict(f"this task is claimed by {claimed_by}; ask them to release it")
             definition = self.definitions.get(s, ticket.definition_id)
-            schema = forms.with_options(definition.form(task.name), directory.form_options(s))
-            entered = forms.validate(schema, data)
+            options = directory.form_options(s)
+            entered = forms.validate(forms.with_options(definition.form(task.name), options), data)
             now = self.clock()
-            step = tickets.load_step(s, ticket, definition, self.script_engine, now)
+            step = tickets.load_step(s, ticket, definition, self.script_engine, now, open_rows)
             workflow = step.workflow
             before = runtime.variables(workflow)
             trace = runtime.complete(workflow, task_id, entered, actor.username, task.group_key)
@@ -394,7 +394,7 @@ class ServiceDesk:
                 "changed": runtime.changed(before, runtime.variables(workflow)),
             }, task)
             tickets.save(s, step, actor.username)
-            return self._ticket_info(s, ticket, actor)
+            return self._ticket_info(s, ticket, actor, step.open_rows, step.state, options)
 
     # -- conversation -----------------------------------------------------------------
 
@@ -489,31 +489,36 @@ class ServiceDesk:
             raise NotFound("task not found")
         return task, ticket
 
-    def _locked_task(self, s: Session, actor: Actor, task_id: str) -> tuple[Task, Ticket]:
-        """Lock the ticket row first, then read the task as it is now."""
-        ticket_id = s.scalar(select(Task.ticket_id).where(Task.id == task_id))
-        if ticket_id is None:
-            raise NotFound("task not found")
-        ticket = s.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
-        task = s.get(Task, task_id, populate_existing=True)
+    def _locked_task(self, s: Session, actor: Actor,
+                     task_id: str) -> tuple[Task, Ticket, list[Task]]:
+        """Lock the ticket row first, then read its ready tasks as they are now."""
+        ticket = s.scalars(
+            select(Ticket).where(Ticket.id == select(Task.ticket_id).where(Task.id == task_id)
+                                 .scalar_subquery())
+            .with_for_update().execution_options(populate_existing=True)
+        ).first()
         user_id = _user_id(s, actor)
-        if not access.may_see(actor, ticket, user_id):
+        if ticket is None or not access.may_see(actor, ticket, user_id):
             raise NotFound("task not found")
-        if task.state != "ready":
+        open_rows = tickets.open_tasks(s, ticket.id)
+        task = next((row for row in open_rows if row.id == task_id), None)
+        if task is None:
             raise Conflict("this task is no longer ready: someone else completed it")
         if not access.may_work_on(actor, task, ticket, user_id):
             who = "the ticket's requester" if task.for_requester else f"group {task.group_key}"
             raise Forbidden(f"this task belongs to {who}")
-        return task, ticket
+        return task, ticket, open_rows
 
-    def _ticket_info(self, s: Session, ticket: Ticket, actor: Actor) -> TicketInfo:
-        names = _usernames(s, {ticket.requester_id, ticket.assignee_id})
-        open_tasks = s.scalars(select(Task).where(Task.ticket_id == ticket.id,
-                                                  Task.state == "ready")
-                               .order_by(Task.created_at)).all()
-        names.update(_usernames(s, {t.assignee_id for t in open_tasks}))
-        options = directory.form_options(s)
-        state = s.get(TicketState, ticket.id)
+    def _ticket_info(self, s: Session, ticket: Ticket, actor: Actor,
+                     open_tasks: list[Task] | None = None, state: TicketState | None = None,
+                     options: directory.FormOptions | None = None) -> TicketInfo:
+        """The ticket as ``actor`` may see it; pass what a step already holds to skip reads."""
+        if open_tasks is None:
+            open_tasks = tickets.open_tasks(s, ticket.id)
+        names = _usernames(s, {ticket.requester_id, ticket.assignee_id}
+                           | {t.assignee_id for t in open_tasks})
+        options = options or directory.form_options(s)
+        state = state or s.get(TicketState, ticket.id)
         variables = json.loads(state.variables) if state else {}
         if not access.sees_all_tickets(actor):
             variables = {k: v for k, v in variables.items() if k in REQUESTER_VARIABLES}

@@ -18,8 +18,7 @@ from . import audit, runtime
 from .bpmn import dump_state, load_state
 from .clock import after
 from .definitions import LoadedDefinition
-from .directory import group_members, user_by_name
-from .persistence.models import Counter, Task, Ticket, TicketState
+from .persistence.models import Counter, Membership, Task, Ticket, TicketState, User
 from .sandbox import SandboxScriptEngine
 
 PREFIXES = {"incident": "INC", "request": "REQ"}
@@ -35,6 +34,7 @@ class Step:
     workflow: BpmnWorkflow
     now: datetime
     state: TicketState | None = None  # the stored row, when the ticket already has one
+    open_rows: list[Task] = field(default_factory=list)  # task rows ready before the step
     events: list[audit.Event] = field(default_factory=list)
 
     def event(self, action: str, actor: str, data: dict[str, Any], task: Task | None = None):
@@ -67,13 +67,21 @@ def new_workflow(definition: LoadedDefinition, engine: SandboxScriptEngine) -> B
 
 def load_step(
     session: Session, ticket: Ticket, definition: LoadedDefinition, engine: SandboxScriptEngine,
-    now: datetime,
+    now: datetime, open_rows: list[Task],
 ) -> Step:
     """Restore the ticket's instance, ready for a unit of work."""
     state = session.get(TicketState, ticket.id)
     workflow = load_state(state.state, definition.spec, definition.subprocess_specs)
     workflow.script_engine = engine  # not serialized: re-attach the sandbox every time
-    return Step(ticket, definition, workflow, now, state)
+    return Step(ticket, definition, workflow, now, state, list(open_rows))
+
+
+def open_tasks(session: Session, ticket_id: int) -> list[Task]:
+    """The ticket's ready task rows, oldest first."""
+    return list(session.scalars(
+        select(Task).where(Task.ticket_id == ticket_id, Task.state == "ready")
+        .order_by(Task.created_at, Task.id)
+    ))
 
 
 def save(session: Session, step: Step, actor: str) -> None:
@@ -92,13 +100,12 @@ def save(session: Session, step: Step, actor: str) -> None:
 
 
 def project(session: Session, step: Step, variables: dict[str, Any], actor: str) -> None:
-    """Mirror the workflow into indexed rows: ready tasks, status, priority, due dates."""
+    """Mirror the workflow into indexed rows: ready tasks, status, priority, due dates.
+
+    ``step.open_rows`` ends up holding the ticket's ready task rows after the step.
+    """
     ticket, now = step.ticket, step.now
-    open_rows = {
-        row.id: row for row in session.scalars(
-            select(Task).where(Task.ticket_id == ticket.id, Task.state == "ready")
-        )
-    }
+    open_rows = {row.id: row for row in step.open_rows if row.state == "ready"}
     ready = runtime.ready_user_tasks(step.workflow)
     ready_ids = {str(t.id) for t in ready}
     for row_id, row in open_rows.items():
@@ -112,9 +119,10 @@ def project(session: Session, step: Step, variables: dict[str, Any], actor: str)
     ticket.response_due_at = after(ticket.created_at, variables.get("response_target"))
     ticket.due_at = after(ticket.created_at, variables.get("resolution_target"))
 
-    work_rows = []
+    work_rows, step.open_rows = [], []
     for task in ready:
         row = open_rows.get(str(task.id)) or _new_task_row(session, step, task, variables)
+        step.open_rows.append(row)
         if not row.for_requester:
             work_rows.append(row)
     if work_rows:
@@ -150,10 +158,11 @@ def _new_task_row(session: Session, step: Step, task, variables: dict[str, Any])
     for_requester = group == REQUESTER
     assignee_id = None
     hint = variables.get(props.get("assigneeFrom", "")) if props.get("assigneeFrom") else None
-    if hint and not for_requester:
-        user = user_by_name(session, str(hint))
-        if user is not None and user.active and user.id in group_members(session, group):
-            assignee_id = user.id
+    if hint and not for_requester and group:
+        assignee_id = session.scalar(
+            select(User.id).join(Membership, Membership.user_id == User.id)
+            .where(User.username == str(hint), User.active.is_(True),
+                   Membership.group_key == group))
     row = Task(
         id=str(task.id), ticket_id=step.ticket.id, name=task.task_spec.bpmn_id,
         title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
