@@ -17,6 +17,7 @@ from .dto import (
     ServiceInfo,
     TaskInfo,
     TicketInfo,
+    TraceInfo,
 )
 from .errors import (
     Conflict,
@@ -54,6 +55,7 @@ __all__ = [
     "ServiceInfo",
     "TaskInfo",
     "TicketInfo",
+    "TraceInfo",
     "Upload",
     "ValidationFailed",
     "uploads_from_folder",

@@ -181,3 +181,16 @@ class ProgressStep:
     state: str  # done | current | next
     who: str | None
     at: datetime | None
+
+
+@dataclass(frozen=True)
+class TraceInfo:
+    """A ticket's path through its process version, for drawing on the diagram."""
+
+    ticket: str
+    process: ProcessRef
+    xml: str
+    visits: dict[str, int]  # element id -> times passed
+    waiting: list[str]  # element ids of the open tasks
+    events: list[AuditEventInfo]
+    element_events: dict[str, list[int]]  # element id -> event seqs

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from copy import deepcopy
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import access, audit, deploy, directory, forms, runtime, tickets
+from . import access, audit, deploy, directory, forms, runtime, tickets, trace
 from .clock import Clock, utcnow
 from .definitions import DefinitionCache
 from .dto import (
@@ -31,6 +32,7 @@ from .dto import (
     ServiceInfo,
     TaskInfo,
     TicketInfo,
+    TraceInfo,
 )
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .persistence.db import Database
@@ -105,13 +107,26 @@ class ServiceDesk:
 
     # -- people -----------------------------------------------------------------------
 
-    def authenticate(self, username: str, password: str) -> Actor | None:
-        """The actor for valid credentials, else None (same time either way)."""
-        with self.db.read() as s:
+    def authenticate(self, username: str, password: str, channel: str = "web") -> Actor | None:
+        """The actor for valid credentials, else None (same time either way).
+
+        Both outcomes are audited: ``user_signed_in`` or ``sign_in_refused``.
+        """
+        with self.db.write() as s:
             user = directory.user_by_name(s, username)
-            if not directory.check_password(user, password, self.hasher):
-                return None
-            return directory.actor_of(s, user)
+            ok = directory.check_password(user, password, self.hasher)
+            audit.append(s, [audit.Event(
+                action="user_signed_in" if ok else "sign_in_refused",
+                actor=(username or "")[:64] or "anonymous", at=self.clock(),
+                data={"channel": channel})])
+            return directory.actor_of(s, user) if ok else None
+
+    def record_refusal(self, actor: Actor | None, what: str, reason: str) -> None:
+        """Audit a refused action (403): who tried what, and why it was refused."""
+        with self.db.write() as s:
+            audit.append(s, [audit.Event(
+                action="action_refused", actor=actor.username if actor else "anonymous",
+                at=self.clock(), data={"what": what[:300], "reason": reason[:300]})])
 
     def actor(self, username: str) -> Actor | None:
         with self.db.read() as s:
@@ -464,7 +479,60 @@ class ServiceDesk:
                                           "next", None, None))
             return steps
 
-    # -- audit ------------------------------------------------------------------------
+    # -- audit --------------------------------------------------------------------------
+
+    def audit_events(self, actor: Actor, page: int = 1, per_page: int = 50,
+                     **filters: Any) -> Page[AuditEventInfo]:
+        """Search the trail (auditors and admins): newest first, paginated in SQL.
+
+        Filters: ``ticket``, ``actor_name``, ``action``, ``process``, ``version``,
+        ``since``, ``until`` (aware datetimes).
+        """
+        page, per_page = _paging(page, per_page)
+        with self.db.read() as s:
+            where = _audit_conditions(actor, **filters)
+            total = s.scalar(select(func.count()).select_from(AuditEvent).where(*where))
+            rows = s.scalars(select(AuditEvent).where(*where).order_by(AuditEvent.seq.desc())
+                             .offset((page - 1) * per_page).limit(per_page)).all()
+            return Page([_event_info(r) for r in rows], total, page, per_page)
+
+    def audit_export(self, actor: Actor, batch: int = 2000,
+                     **filters: Any) -> Iterator[AuditEventInfo]:
+        """Every event matching the filters, oldest first, read in batches."""
+        where = _audit_conditions(actor, **filters)
+        last = 0
+        while True:
+            with self.db.read() as s:
+                rows = s.scalars(select(AuditEvent).where(*where, AuditEvent.seq > last)
+                                 .order_by(AuditEvent.seq).limit(batch)).all()
+                infos = [_event_info(r) for r in rows]
+            if not infos:
+                return
+            yield from infos
+            last = infos[-1].seq
+
+    def audit_actions(self) -> list[str]:
+        """The distinct actions recorded so far (for search filters)."""
+        with self.db.read() as s:
+            return list(s.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))
+
+    def trace(self, actor: Actor, number: str) -> TraceInfo:
+        """The ticket's process version and the path it took through it."""
+        with self.db.read() as s:
+            ticket = self._visible_ticket(s, actor, number)
+            query = select(AuditEvent).where(AuditEvent.ticket_id == ticket.id)
+            if not access.sees_all_tickets(actor):
+                query = query.where(AuditEvent.action.not_in(access.STAFF_ONLY_EVENTS))
+            events = [_event_info(r) for r in s.scalars(query.order_by(AuditEvent.seq))]
+            counts, by_element = trace.visits(events)
+            waiting = [t.name for t in tickets.open_tasks(s, ticket.id)]
+            xml = s.scalars(select(ProcessVersion.xml).where(
+                ProcessVersion.key == ticket.process_key,
+                ProcessVersion.version == ticket.process_version)).one()
+            return TraceInfo(ticket=ticket.number,
+                             process=ProcessRef(ticket.process_key, ticket.process_version),
+                             xml=xml, visits=counts, waiting=waiting, events=events,
+                             element_events=by_element)
 
     def verify_audit(self) -> tuple[int, int | None, str | None]:
         """(events, first bad seq or None, reason) for the whole chain."""
@@ -619,6 +687,30 @@ def _comment_info(c: Comment, ticket: Ticket, author: User) -> CommentInfo:
     return CommentInfo(id=c.id, ticket=ticket.number, author=author.username,
                        author_name=author.name, body=c.body, internal=c.internal,
                        created_at=c.created_at)
+
+
+def _audit_conditions(actor: Actor, ticket: str | None = None, actor_name: str | None = None,
+                      action: str | None = None, process: str | None = None,
+                      version: int | None = None, since: datetime | None = None,
+                      until: datetime | None = None) -> list:
+    if not actor.roles & {"auditor", "admin"}:
+        raise Forbidden("only auditors may search the audit trail")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise ValidationFailed(f"{name} must be a date and time with a UTC offset",
+                                   {name: "Use ISO 8601 with an offset, e.g. 2026-01-05T09:00Z."})
+    where = []
+    for column, value in ((AuditEvent.ticket_number, ticket), (AuditEvent.actor, actor_name),
+                          (AuditEvent.action, action), (AuditEvent.process_key, process)):
+        if value:
+            where.append(column == value)
+    if version is not None:
+        where.append(AuditEvent.process_version == version)
+    if since is not None:
+        where.append(AuditEvent.at >= since)
+    if until is not None:
+        where.append(AuditEvent.at < until)
+    return where
 
 
 def _raise_if(errors: dict[str, str]) -> None:

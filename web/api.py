@@ -21,6 +21,7 @@ from engine import (
 from . import openapi
 from . import serialize as js
 from .auth import Unauthorized, issue_token, token_required
+from .errors import audit_refusal
 from .facade import desk
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -40,6 +41,8 @@ def error(status: int, message: str, errors: Any = None) -> tuple[Response, int]
 @bp.errorhandler(GuichetError)
 def _engine_error(err: GuichetError):
     status = next((code for cls, code in STATUS.items() if isinstance(err, cls)), 400)
+    if status == 403:
+        audit_refusal(err.message)
     return error(status, err.message, getattr(err, "errors", None))
 
 
@@ -86,7 +89,7 @@ def _paging() -> dict[str, Any]:
 @bp.post("/token")
 def token():
     data = body("TokenRequest")
-    actor = desk().authenticate(data["username"], data["password"])
+    actor = desk().authenticate(data["username"], data["password"], channel="api")
     if actor is None:
         return error(401, "unknown user or wrong password")
     return jsonify(token=issue_token(actor))

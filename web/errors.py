@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .facade import desk
+
 log = logging.getLogger("guichet.web")
+
+
+def audit_refusal(reason: str) -> None:
+    """Record a refused action (403) in the audit trail; never fail the answer for it."""
+    actor = g.get("actor") or g.get("user")
+    try:
+        desk().record_refusal(actor, f"{request.method} {request.path}", reason)
+    except Exception:
+        log.exception("could not audit a refusal on %s", request.path)
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):
+        if err.code == 403:
+            audit_refusal(err.description or err.name)
         return _answer(err.code or 500, err.description or err.name)
 
     @app.errorhandler(Exception)

@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from engine import Actor, Conflict, Forbidden, GuichetError, NotFound, ValidationFailed
 
+from ..errors import audit_refusal
 from ..facade import desk
 
 TICKET_STATUSES = [
@@ -164,6 +165,7 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(Forbidden)
     def _forbidden(err: Forbidden):
+        audit_refusal(err.message)
         return error_page(403, err.message)
 
     @app.errorhandler(Conflict)
