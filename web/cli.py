@@ -65,10 +65,35 @@ def deploy(paths: tuple[Path, ...]) -> None:
 
 
 @main.command("demo-data")
-def demo_data() -> None:
+@click.option("--tickets", "tickets", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Also generate N realistic historical tickets (adds N more on each run; "
+                   "deploy the processes first).")
+@click.option("--seed", default=1, show_default=True, type=int,
+              help="Random seed of the generated tickets.")
+def demo_data(tickets: int, seed: int) -> None:
     """Create the demo users, groups, services and catalog (idempotent)."""
-    created = _desk().seed_demo(DEFAULT_PROCESSES)
+    desk = _desk()
+    created = desk.seed_demo(DEFAULT_PROCESSES)
     click.echo("demo data: " + ", ".join(f"{n} {k} created" for k, n in created.items()))
+    if not tickets:
+        return
+    from engine import bulk
+
+    try:
+        done = bulk.generate(desk.db.engine, tickets, seed=seed)
+    except LookupError as err:
+        click.echo(f"no tickets generated: {err.args[0]}", err=True)
+        sys.exit(1)
+    finally:
+        desk.close()
+    statuses = ", ".join(f"{n} {s}" for s, n in done["by_status"].items())
+    numbers = ", ".join(f"{done['first_numbers'][k]}..{done['last_numbers'][k]}"
+                        for k in done["last_numbers"])
+    click.echo(f"generated {done['tickets']} tickets in {done['seconds']:.1f} s: "
+               f"{done['incidents']} incidents, {done['requests']} requests ({statuses}); "
+               f"numbers {numbers}")
+    click.echo(f"rows: {', '.join(f'{n} {t}' for t, n in done['rows'].items())}; "
+               f"{done['users_created']} requester users created; audit: {done['audit']}")
 
 
 @main.command()
