@@ -84,3 +84,10 @@ def test_malformed_bodies_get_json_errors(api):
 def test_roles_without_reporting_rights_cannot_open_tickets(api):
     r = api.post("/incidents", as_="aude", json={"title": "x"})
     assert r.status_code == 403
+
+
+def test_security_headers_on_pages_and_api(client, api):
+    for response in (client.get("/login"), api.get("/tickets", as_="alice")):
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
