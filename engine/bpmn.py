@@ -216,6 +216,7 @@ class _StatelessSpecConverter(BpmnWorkflowConverter):
 _CONFIG = dict(DEFAULT_CONFIG)
 _CONFIG[BpmnWorkflow] = _StatelessSpecConverter
 _SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_CONFIG))
+SERIALIZER_REGISTRY = _SERIALIZER.registry
 STATE_FORMAT = 1
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -66,6 +68,9 @@ def check_bpmn(
         elif kind == "scriptTask":
             for problem in sandbox.check(info.get("script", ""), "exec"):
                 errors.append(_err(filename, element_id, f"script refused: {problem}"))
+        if info.get("timer"):
+            errors += [_err(filename, element_id, problem)
+                       for problem in _timer_problems(info["timer"])]
         elif kind == "businessRuleTask" and info.get("decision") not in decisions:
             errors.append(_err(filename, element_id, f"calls decision {info.get('decision')!r}, "
                                f"which is not deployed (known: {sorted(decisions)})"))
@@ -81,6 +86,33 @@ def check_bpmn(
             for problem in sandbox.check(flow["condition"], "eval"):
                 errors.append(_err(filename, flow_id, f"condition refused: {problem}"))
     return errors
+
+
+def _timer_problems(timer: dict[str, str]) -> list[str]:
+    """Timer expressions are sandboxed Python; a literal must be valid ISO 8601."""
+    parsers = {
+        "timeDuration": TimerEventDefinition.parse_iso_duration,
+        "timeDate": TimerEventDefinition.get_datetime,
+        "timeCycle": TimerEventDefinition.parse_iso_recurring_interval,
+    }
+    problems = []
+    for kind, expression in timer.items():
+        refused = sandbox.check(expression or "None", "eval")
+        if refused:
+            problems += [f"timer expression refused: {p}" for p in refused]
+            continue
+        try:
+            literal = ast.literal_eval(expression)
+        except (ValueError, SyntaxError):
+            continue  # computed at run time from process data
+        try:
+            if not isinstance(literal, str) or kind not in parsers:
+                raise ValueError(literal)
+            parsers[kind](literal)
+        except Exception:
+            problems.append(f"timer {kind} {literal!r} is not valid ISO 8601 "
+                            "(e.g. \"PT4H\", \"P3D\", \"2026-01-05T09:00:00Z\")")
+    return problems
 
 
 def _check_user_task(
@@ -143,6 +175,22 @@ def deploy(
     expected_key: str | None = None,
 ) -> list[DeployOutcome]:
     """Validate every upload, then store each changed one as a new version (all or nothing)."""
+    docs = validate(session, uploads, groups, expected_key)
+    outcomes = []
+    for upload, doc in sorted(docs, key=lambda d: d[1].kind != "dmn"):
+        forms = _used_forms(doc, upload.forms)
+        outcomes.append(_store(session, doc, forms, actor, now))
+    for key in session.scalars(select(ProcessVersion.key).where(ProcessVersion.kind == "bpmn")
+                               .distinct()):
+        current_definition(session, key)  # created here, so starting a ticket only reads
+    return outcomes
+
+
+def validate(
+    session: Session, uploads: list[Upload], groups: set[str], expected_key: str | None = None
+) -> list[tuple[Upload, Document]]:
+    """Check every upload (SpiffWorkflow's parser and Guichet's rules); raise ``DeployFailed``
+    listing every error, or return the parsed documents."""
     errors: list[dict[str, str | None]] = []
     docs: list[tuple[Upload, Document]] = []
     for upload in uploads:
@@ -172,14 +220,7 @@ def deploy(
             errors += err.errors
     if errors:
         raise DeployFailed(errors)
-    outcomes = []
-    for upload, doc in sorted(docs, key=lambda d: d[1].kind != "dmn"):
-        forms = _used_forms(doc, upload.forms)
-        outcomes.append(_store(session, doc, forms, actor, now))
-    for key in session.scalars(select(ProcessVersion.key).where(ProcessVersion.kind == "bpmn")
-                               .distinct()):
-        current_definition(session, key)  # created here, so starting a ticket only reads
-    return outcomes
+    return docs
 
 
 def _used_forms(doc: Document, forms: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +264,11 @@ def current_definition(session: Session, key: str) -> Definition | None:
     process = current_version(session, key)
     if process is None or process.kind != "bpmn":
         return None
+    return definition_for(session, process)
+
+
+def definition_for(session: Session, process: ProcessVersion) -> Definition:
+    """The definition of a process version with the current decision tables it calls."""
     elements = json.loads(process.elements)
     called = sorted({e["decision"] for e in elements.values() if e.get("decision")})
     decisions = {}

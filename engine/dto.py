@@ -194,3 +194,30 @@ class TraceInfo:
     waiting: list[str]  # element ids of the open tasks
     events: list[AuditEventInfo]
     element_events: dict[str, list[int]]  # element id -> event seqs
+
+
+@dataclass(frozen=True)
+class ElementChange:
+    """One difference between two versions of a process or decision table."""
+
+    element: str
+    kind: str  # added | removed | changed
+    type: str
+    name: str
+    details: list[str]
+
+
+@dataclass(frozen=True)
+class MigrationCandidate:
+    ticket: str
+    from_version: int
+    to_version: int
+    movable: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    ticket: str
+    moved: bool
+    reason: str

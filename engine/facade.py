@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import access, audit, deploy, directory, forms, runtime, tickets, trace
+from . import access, audit, deploy, directory, forms, runtime, tickets, trace, versions
 from .clock import Clock, utcnow
 from .definitions import DefinitionCache
 from .dto import (
@@ -24,7 +24,10 @@ from .dto import (
     CatalogItemInfo,
     CommentInfo,
     DeployOutcome,
+    ElementChange,
     GroupInfo,
+    MigrationCandidate,
+    MigrationResult,
     Page,
     ProcessRef,
     ProcessVersionInfo,
@@ -34,7 +37,7 @@ from .dto import (
     TicketInfo,
     TraceInfo,
 )
-from .errors import Conflict, Forbidden, NotFound, ValidationFailed
+from .errors import Conflict, DeployFailed, Forbidden, NotFound, ValidationFailed
 from .persistence.db import Database
 from .persistence.models import (
     AuditEvent,
@@ -171,13 +174,123 @@ class ServiceDesk:
         """Deploy every ``*.bpmn`` and ``*.dmn`` of a folder, forms from ``folder/forms``."""
         return self.deploy(uploads_from_folder(folder), actor)
 
-    def deploy_xml(self, key: str, xml: str | bytes, actor: Actor) -> DeployOutcome:
-        """Deploy one file sent through the API; forms come from the current version."""
+    def deploy_xml(self, key: str, xml: str | bytes, actor: Actor,
+                   forms: dict[str, Any] | None = None) -> DeployOutcome:
+        """Deploy one file (API, modeler); ``forms`` replace same-named forms of the current
+        version, the others are kept."""
         with self.db.read() as s:
-            current = deploy.current_version(s, key)
-            known_forms = json.loads(current.forms) if current else {}
-        upload = deploy.Upload(f"{key}.xml", xml, known_forms)
+            upload = _upload(s, key, xml, forms)
         return self.deploy([upload], actor, expected_key=key)[0]
+
+    def validate_xml(self, key: str, xml: str | bytes, actor: Actor,
+                     forms: dict[str, Any] | None = None) -> list[dict[str, str | None]]:
+        """Every error ``deploy_xml`` would report, without deploying anything."""
+        if not access.may_deploy(actor):
+            raise Forbidden("only process owners and administrators may validate processes")
+        with self.db.read() as s:
+            groups = {g.key for g in directory.groups(s)}
+            try:
+                deploy.validate(s, [_upload(s, key, xml, forms)], groups, expected_key=key)
+            except DeployFailed as err:
+                return err.errors
+            return []
+
+    def redeploy(self, key: str, version: int, actor: Actor) -> DeployOutcome:
+        """Make an earlier version current again (as a new version number)."""
+        with self.db.read() as s:
+            row = _version_row(s, key, version)
+            upload = deploy.Upload(f"{key}.{row.kind}", row.xml, json.loads(row.forms))
+        return self.deploy([upload], actor, expected_key=key)[0]
+
+    def version_forms(self, key: str, version: int) -> dict[str, Any]:
+        """The task forms (file name -> JSON Schema) deployed with a version."""
+        with self.db.read() as s:
+            return json.loads(_version_row(s, key, version).forms)
+
+    def diff(self, key: str, a: int, b: int) -> list[ElementChange]:
+        """Element-by-element differences from version ``a`` to version ``b``."""
+        with self.db.read() as s:
+            old, new = _version_row(s, key, a), _version_row(s, key, b)
+            return versions.diff(json.loads(old.elements), json.loads(new.elements),
+                                 json.loads(old.forms), json.loads(new.forms))
+
+    def migration_candidates(self, actor: Actor, key: str,
+                             to_version: int | None = None) -> list[MigrationCandidate]:
+        """Open tickets on older versions of ``key``, and whether each can move to the target.
+
+        A ticket can move when every task it waits on exists, as a user task with the same
+        id, in the target version.
+        """
+        if not access.may_deploy(actor):
+            raise Forbidden("only process owners and administrators may migrate tickets")
+        with self.db.read() as s:
+            target = self._target_version(s, key, to_version)
+            elements = json.loads(target.elements)
+            rows = s.execute(
+                select(Ticket.number, Ticket.process_version, Task.name)
+                .join(Task, (Task.ticket_id == Ticket.id) & (Task.state == "ready"), isouter=True)
+                .where(Ticket.process_key == key, Ticket.process_version < target.version,
+                       Ticket.status.not_in(("closed", "rejected")))
+                .order_by(Ticket.id)).all()
+            waiting: dict[str, tuple[int, list[str]]] = {}
+            for number, version, task in rows:
+                waiting.setdefault(number, (version, []))[1].extend([task] if task else [])
+            result = []
+            for number, (version, names) in waiting.items():
+                blocked = versions.blocking_tasks(names, elements)
+                reason = (f"waits on {', '.join(blocked)}, which version {target.version} "
+                          "does not have" if blocked else
+                          f"waits on {', '.join(names) or 'nothing'}, present in version "
+                          f"{target.version}")
+                result.append(MigrationCandidate(number, version, target.version,
+                                                 not blocked, reason))
+            return result
+
+    def migrate(self, actor: Actor, key: str, to_version: int | None = None,
+                tickets: list[str] | None = None) -> list[MigrationResult]:
+        """Move waiting tickets to a newer version; each ticket in its own transaction."""
+        results = []
+        for candidate in self.migration_candidates(actor, key, to_version):
+            if tickets is not None and candidate.ticket not in tickets:
+                continue
+            if not candidate.movable:
+                results.append(MigrationResult(candidate.ticket, False, candidate.reason))
+                continue
+            results.append(self._migrate_one(actor, key, candidate))
+        return results
+
+    def _migrate_one(self, actor: Actor, key: str,
+                     candidate: MigrationCandidate) -> MigrationResult:
+        with self._writing() as s:
+            ticket = s.scalars(select(Ticket).where(Ticket.number == candidate.ticket)
+                               .with_for_update()).one()
+            target = self._target_version(s, key, candidate.to_version)
+            open_rows = tickets.open_tasks(s, ticket.id)
+            blocked = versions.blocking_tasks([t.name for t in open_rows],
+                                              json.loads(target.elements))
+            if ticket.process_version != candidate.from_version or blocked:
+                return MigrationResult(ticket.number, False, "the ticket moved on meanwhile")
+            old = self.definitions.get(s, ticket.definition_id)
+            new = self.definitions.get(s, deploy.definition_for(s, target).id)
+            now = self.clock()
+            step = tickets.load_step(s, ticket, old, self.script_engine, now, open_rows)
+            versions.migrate(step.workflow, new.spec, new.subprocess_specs)
+            runtime.run_engine(step.workflow, runtime.StepTrace())
+            runtime.prune(step.workflow)
+            step.definition = new
+            ticket.definition_id, ticket.process_version = new.id, new.version
+            step.event("ticket_migrated", actor.username,
+                       {"from": candidate.from_version, "to": new.version})
+            tickets.save(s, step, actor.username)
+            return MigrationResult(ticket.number, True,
+                                   f"moved from version {candidate.from_version} to {new.version}")
+
+    def _target_version(self, s: Session, key: str, version: int | None) -> ProcessVersion:
+        row = (_version_row(s, key, version) if version is not None
+               else deploy.current_version(s, key))
+        if row is None or row.kind != "bpmn":
+            raise NotFound(f"no process {key!r}")
+        return row
 
     def processes(self) -> list[ProcessVersionInfo]:
         with self.db.read() as s:
@@ -198,11 +311,7 @@ class ServiceDesk:
 
     def version_xml(self, key: str, version: int) -> str:
         with self.db.read() as s:
-            row = s.scalars(select(ProcessVersion).where(
-                ProcessVersion.key == key, ProcessVersion.version == version)).first()
-            if row is None:
-                raise NotFound(f"{key} has no version {version}")
-            return row.xml
+            return _version_row(s, key, version).xml
 
     # -- tickets ----------------------------------------------------------------------
 
@@ -634,6 +743,21 @@ def uploads_from_folder(folder: Path) -> list[deploy.Upload]:
             form_files[path.name] = f"not valid JSON: {err}"
     return [deploy.Upload(str(p), p.read_bytes(), form_files)
             for p in sorted([*folder.glob("*.dmn"), *folder.glob("*.bpmn")])]
+
+
+def _upload(s: Session, key: str, xml: str | bytes,
+            forms: dict[str, Any] | None) -> deploy.Upload:
+    current = deploy.current_version(s, key)
+    known = json.loads(current.forms) if current else {}
+    return deploy.Upload(f"{key}.xml", xml, {**known, **(forms or {})})
+
+
+def _version_row(s: Session, key: str, version: int) -> ProcessVersion:
+    row = s.scalars(select(ProcessVersion).where(ProcessVersion.key == key,
+                                                 ProcessVersion.version == version)).first()
+    if row is None:
+        raise NotFound(f"{key} has no version {version}")
+    return row
 
 
 def _require_reporter(actor: Actor) -> None:

@@ -122,6 +122,7 @@ def project(session: Session, step: Step, variables: dict[str, Any], actor: str)
     work_rows, step.open_rows = [], []
     for task in ready:
         row = open_rows.get(str(task.id)) or _new_task_row(session, step, task, variables)
+        row.title = task.task_spec.bpmn_name or row.title  # a migrated task takes the new name
         step.open_rows.append(row)
         if not row.for_requester:
             work_rows.append(row)
