@@ -57,7 +57,7 @@ def inbox_filter(actor: Actor, user_id: int | None) -> ColumnElement[bool]:
     """SQL condition selecting the ready tasks ``actor`` may act on."""
     conditions = []
     if user_id is not None:
-        conditions.append((Task.for_requester == true()) & (Ticket.requester_id == user_id))
+        conditions.append(Task.requester_id == user_id)
         conditions.append(Task.assignee_id == user_id)
     if actor.groups:
         conditions.append(Task.group_key.in_(sorted(actor.groups)))

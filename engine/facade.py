@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from copy import deepcopy
 from dataclasses import replace
 from datetime import datetime
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, or_, select, true
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -440,8 +441,8 @@ class ServiceDesk:
             rows = s.execute(query.order_by(Task.created_at, Task.ticket_id, Task.id)
                              .offset((page - 1) * per_page).limit(per_page)).all()
             names = _usernames(s, {t.assignee_id for t, _ in rows})
-            options = directory.form_options(s)
-            items = [self._task_info(s, t, k, names, options) for t, k in rows]
+            options, memo = directory.form_options(s), {}
+            items = [self._task_info(s, t, k, names, options, memo) for t, k in rows]
             return Page(items, total, page, per_page)
 
     def queue_counts(self, actor: Actor) -> dict[str, int]:
@@ -621,9 +622,8 @@ class ServiceDesk:
             last = infos[-1].seq
 
     def audit_actions(self) -> list[str]:
-        """The distinct actions recorded so far (for search filters)."""
-        with self.db.read() as s:
-            return list(s.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))
+        """Every action the trail can hold (for search filters)."""
+        return list(audit.ACTIONS)
 
     def trace(self, actor: Actor, number: str) -> TraceInfo:
         """The ticket's process version and the path it took through it."""
@@ -694,24 +694,29 @@ class ServiceDesk:
             open_tasks = tickets.open_tasks(s, ticket.id)
         names = _usernames(s, {ticket.requester_id, ticket.assignee_id}
                            | {t.assignee_id for t in open_tasks})
-        options = options or directory.form_options(s)
+        options, memo = options or directory.form_options(s), {}
         state = state or s.get(TicketState, ticket.id)
         variables = json.loads(state.variables) if state else {}
         if not access.sees_all_tickets(actor):
             variables = {k: v for k, v in variables.items() if k in REQUESTER_VARIABLES}
         return replace(
             _ticket_summary(ticket, names),
-            tasks=[self._task_info(s, t, ticket, names, options) for t in open_tasks],
+            tasks=[self._task_info(s, t, ticket, names, options, memo) for t in open_tasks],
             data=variables,
         )
 
     def _task_info(self, s: Session, task: Task, ticket: Ticket, names: dict[int, str],
-                   options: dict) -> TaskInfo:
-        definition = self.definitions.get(s, ticket.definition_id)
+                   options: Mapping, memo: dict | None = None) -> TaskInfo:
+        """A task as the API shows it; ``memo`` shares filled-in forms across a listing."""
+        memo = {} if memo is None else memo
+        key = (ticket.definition_id, task.name)
+        if key not in memo:
+            definition = self.definitions.get(s, ticket.definition_id)
+            memo[key] = forms.with_options(definition.form(task.name), options)
         return TaskInfo(
             id=task.id, name=task.name, title=task.title, ticket=ticket.number,
             group=task.group_key, assignee=names.get(task.assignee_id),
-            form=forms.with_options(definition.form(task.name), options), due_at=task.due_at,
+            form=memo[key], due_at=task.due_at,
             created_at=task.created_at, for_requester=task.for_requester,
             ticket_title=ticket.title, priority=ticket.priority, status=task.state,
             ticket_status=ticket.status, service=ticket.service_key,
@@ -790,9 +795,22 @@ def _ticket_conditions(status: str | None, priority: str | None, service: str | 
     if service:
         where.append(Ticket.service_key == service)
     if q and q.strip():
-        pattern = f"%{q.strip()}%"
-        where.append(or_(Ticket.number.ilike(pattern), Ticket.title.ilike(pattern)))
+        where.append(_search(q.strip()))
     return where
+
+
+TICKET_NUMBER = re.compile(r"^(INC|REQ)-?(\d{1,9})$", re.IGNORECASE)
+
+
+def _search(q: str):
+    """A ticket number (``INC-000042``, ``inc42``, ``42``) is an indexed lookup; other text
+    searches titles."""
+    number = TICKET_NUMBER.match(q)
+    if number:
+        return Ticket.number == f"{number.group(1).upper()}-{int(number.group(2)):06d}"
+    if q.isdigit():
+        return Ticket.number.in_([f"{prefix}-{int(q):06d}" for prefix in tickets.PREFIXES.values()])
+    return Ticket.title.ilike(f"%{q}%")
 
 
 def _queue_condition(queue: str | None, actor: Actor, user_id: int | None):

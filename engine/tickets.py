@@ -168,6 +168,7 @@ def _new_task_row(session: Session, step: Step, task, variables: dict[str, Any])
         id=str(task.id), ticket_id=step.ticket.id, name=task.task_spec.bpmn_id,
         title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
         group_key=None if for_requester else group, for_requester=for_requester,
+        requester_id=step.ticket.requester_id if for_requester else None,
         assignee_id=assignee_id, state="ready", form=props.get("formJsonSchemaFilename"),
         created_at=step.now, due_at=None if for_requester else step.ticket.due_at,
     )

@@ -188,6 +188,7 @@ class Task(Base):
         Index("ix_tasks_state_group", "state", "group_key", "created_at"),
         Index("ix_tasks_state_assignee", "state", "assignee_id", "created_at"),
         Index("ix_tasks_ticket_state", "ticket_id", "state"),
+        Index("ix_tasks_state_requester", "state", "requester_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # SpiffWorkflow task id
@@ -196,6 +197,8 @@ class Task(Base):
     title: Mapped[str] = mapped_column(String(200))
     group_key: Mapped[str | None] = mapped_column(String(64))
     for_requester: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The ticket's requester, on the tasks only they may do (their inbox needs no join).
+    requester_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     state: Mapped[str] = mapped_column(String(12))  # ready | completed | cancelled
     form: Mapped[str | None] = mapped_column(String(200))
@@ -237,6 +240,8 @@ class AuditEvent(Base):
         Index("ix_audit_actor_at", "actor", "at"),
         Index("ix_audit_action_at", "action", "at"),
         Index("ix_audit_at", "at"),
+        Index("ix_audit_ticket_number_seq", "ticket_number", "seq"),
+        Index("ix_audit_process_seq", "process_key", "process_version", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
