@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from engine import SYSTEM, DeployFailed, ServiceDesk, uploads_from_folder
+from engine import SYSTEM, DeployFailed, GuichetError, ServiceDesk, uploads_from_folder
 
 from . import DEFAULT_PROCESSES, ROOT
 
@@ -139,3 +139,27 @@ def audit_verify() -> None:
     click.echo(f"audit trail BROKEN at event {first_bad}: {reason} ({count} events verified "
                "before it)", err=True)
     sys.exit(1)
+
+
+@main.command()
+@click.argument("key")
+@click.option("--to", "to_version", type=int, default=None,
+              help="Target version (default: the current one).")
+@click.option("--dry-run", is_flag=True, help="List which tickets can move, move none.")
+def migrate(key: str, to_version: int | None, dry_run: bool) -> None:
+    """Move waiting tickets of process KEY to a newer version (each one atomically)."""
+    desk = _desk()
+    try:
+        if dry_run:
+            for c in desk.migration_candidates(SYSTEM, key, to_version):
+                mark = "can move" if c.movable else "stays"
+                click.echo(f"{c.ticket}: v{c.from_version} -> v{c.to_version} {mark}: {c.reason}")
+            return
+        results = desk.migrate(SYSTEM, key, to_version)
+    except GuichetError as err:
+        click.echo(err.message, err=True)
+        sys.exit(1)
+    for r in results:
+        click.echo(f"{r.ticket}: {'moved' if r.moved else 'not moved'}: {r.reason}")
+    moved = sum(r.moved for r in results)
+    click.echo(f"{moved} of {len(results)} waiting ticket(s) moved")
