@@ -18,9 +18,9 @@ from engine import (
     ValidationFailed,
 )
 
-from . import openapi
+from . import openapi, trail
 from . import serialize as js
-from .auth import Unauthorized, issue_token, token_required
+from .auth import Unauthorized, actor_from_token, issue_token, token_required
 from .errors import audit_refusal
 from .facade import desk
 
@@ -57,6 +57,19 @@ def _unauthorized(_err):
 @bp.errorhandler(HTTPException)
 def _http_error(err: HTTPException):
     return error(err.code or 500, err.description or err.name)
+
+
+@bp.before_request
+def _auditors_change_nothing():
+    """Every write answers 403 to an auditor, whatever the route (read-only role)."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.url_rule is None \
+            or request.endpoint == "api.token":
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    actor = actor_from_token(token.strip()) if scheme.lower() == "bearer" and token else None
+    if trail.read_only(actor):
+        g.actor = actor  # the refusal is audited under their name
+        raise Forbidden("auditors read everything and change nothing")
 
 
 def body(schema_name: str) -> dict[str, Any]:
@@ -215,6 +228,25 @@ def audit_verify():
     if first_bad is not None:
         result.update(first_bad=first_bad, reason=reason)
     return jsonify(result)
+
+
+@bp.get("/audit/events")
+@token_required
+def audit_events():
+    """Search the trail: a page (newest first), or with ``format`` every match (oldest first)."""
+    if not g.actor.roles & {"auditor", "admin"}:
+        raise Forbidden("only auditors may search the audit trail")
+    filters, problems = trail.parse_filters(request.args)
+    fmt = request.args.get("format", "")
+    if fmt not in ("", "json", "csv"):
+        problems["format"] = "Use json or csv."
+    if problems:
+        raise ValidationFailed(
+            f"Please correct these arguments: {', '.join(sorted(problems))}.", problems)
+    if not fmt:
+        return jsonify(js.page(desk().audit_events(g.actor, **filters, **_paging()), js.event))
+    events = trail.primed(desk().audit_export(g.actor, **filters))
+    return trail.download(events, fmt, trail.export_name(filters, fmt))
 
 
 @bp.get("/openapi.json")

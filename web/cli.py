@@ -93,7 +93,11 @@ def demo_data(tickets: int, seed: int) -> None:
                f"{done['incidents']} incidents, {done['requests']} requests ({statuses}); "
                f"numbers {numbers}")
     click.echo(f"rows: {', '.join(f'{n} {t}' for t, n in done['rows'].items())}; "
-               f"{done['users_created']} requester users created; audit: {done['audit']}")
+               f"{done['users_created']} requester users created; audit: {done['audit']}"
+               + "".join(f"; {note}" for note in done["notes"]))
+    if done["defaulted_columns"]:
+        click.echo("warning: engine.bulk left these columns to their default: "
+                   + ", ".join(done["defaulted_columns"]), err=True)
 
 
 @main.command()

@@ -158,6 +158,35 @@ def _query(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
 PAGING = [_query("page", {"type": "integer", "minimum": 1}),
           _query("per_page", {"type": "integer", "minimum": 1, "maximum": 100})]
 NUMBER, TASK = _path("number"), _path("task_id")
+_INSTANT = ("A date (the whole day) or an ISO 8601 date and time; UTC unless an offset "
+            "is given.")
+AUDIT_FILTERS = [
+    {**_query("ticket"), "description": "Ticket number, e.g. INC-000001"},
+    {**_query("actor"), "description": "User name of whoever acted"},
+    {**_query("action"), "description": "e.g. task_completed, ticket_status_changed"},
+    {**_query("process"), "description": "Process key, e.g. incident"},
+    _query("version", {"type": "integer", "minimum": 1}),
+    {**_query("since"), "description": f"Events at or after this instant. {_INSTANT}"},
+    {**_query("until"), "description": f"Events before this instant (a date: up to its end). "
+                                       f"{_INSTANT}"},
+    {**_query("format", {"enum": ["json", "csv"]}),
+     "description": "Without it, one page of events, newest first. With it, every matching "
+                    "event, oldest first, streamed: JSON {items, total} or CSV with the columns "
+                    "seq, at, actor, action, ticket, task, process_key, process_version, data "
+                    "(JSON text), hash."},
+]
+
+
+def _audit_search() -> dict[str, Any]:
+    events = _list_of("AuditEvent")
+    events["properties"].update(
+        page={"type": "integer", "description": "without format only"},
+        per_page={"type": "integer", "description": "without format only"})
+    op = _op("Search the audit trail (auditors)",
+             (200, events, "A page of events, or every match with format=json or csv"),
+             403, 422, params=[*AUDIT_FILTERS, *PAGING])
+    op["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return op
 
 
 def document() -> dict[str, Any]:
@@ -228,6 +257,7 @@ def document() -> dict[str, Any]:
                     "ok": {"type": "boolean"}, "events": {"type": "integer"},
                     "first_bad": {"type": "integer"}, "reason": {"type": "string"}}},
                  "Verification result"), 403)},
+            "/audit/events": {"get": _audit_search()},
             "/openapi.json": {"get": _op("This document", (200, {"type": "object"}, "OpenAPI"),
                                          public=True)},
         },

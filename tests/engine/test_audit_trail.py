@@ -74,3 +74,23 @@ def test_reordering_two_events_breaks_the_chain(desk, life):
         s.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(seq=2))
         s.execute(update(AuditEvent).where(AuditEvent.seq == -2).values(seq=3))
     assert desk.verify_audit()[1] == 2
+
+
+def test_every_recorded_action_is_in_the_vocabulary(desk, life):
+    from sqlalchemy import select
+
+    from engine.audit import ACTIONS
+
+    ticket = life.report()
+    sam = life.user("sam")
+    task = life.task(ticket, "qualify")
+    desk.claim(sam, task.id)
+    desk.release(sam, task.id)
+    desk.add_comment(sam, ticket.number, "hello")
+    desk.add_comment(sam, ticket.number, "note", internal=True)
+    desk.authenticate("sam", "bad")
+    life.complete(ticket, "qualify", as_="sam", data=QUALIFY_ESCALATE)
+    with desk.db.read() as s:
+        recorded = set(s.scalars(select(AuditEvent.action).distinct()))
+    assert recorded <= set(ACTIONS), recorded - set(ACTIONS)
+    assert len(recorded) >= 9

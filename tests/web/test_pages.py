@@ -97,7 +97,7 @@ def test_login_page_has_bound_labels_and_autofocus(client):
 
 @pytest.mark.parametrize(("user", "home"), [
     ("alice", "/portal"), ("bob", "/portal"), ("sam", "/desk"), ("nina", "/desk"),
-    ("max", "/desk"), ("admin", "/desk"), ("aude", "/portal"), ("olga", "/portal"),
+    ("max", "/desk"), ("admin", "/desk"), ("aude", "/audit"), ("olga", "/processes"),
 ])
 def test_sign_in_sends_each_role_home(pages, user, home):
     r = pages.login(user)

@@ -11,9 +11,11 @@ __all__ = ["load_user", "register_views"]
 
 def register_views(app: Flask) -> None:
     """Register the page blueprints, their error pages and template helpers."""
-    from . import auth, desk, portal, status, tickets
+    from .. import vendor
+    from . import audit, auth, desk, portal, processes, status, tickets
 
-    for module in (auth, portal, desk, tickets, status):
+    for module in (auth, portal, desk, tickets, status, audit, processes):
         app.register_blueprint(module.bp)
+    app.register_blueprint(vendor.bp)
     register_error_pages(app)
     register_template_helpers(app)

@@ -7,7 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.datastructures import MultiDict
 
 from engine import Actor, Conflict, Forbidden, GuichetError, NotFound, ValidationFailed
@@ -79,7 +90,14 @@ def is_staff(actor: Actor | None) -> bool:
 
 
 def home_for(actor: Actor) -> str:
-    return url_for("desk.index") if is_desk_user(actor) else url_for("portal.index")
+    """Where each role starts: the desk, the audit trail, the processes, or the portal."""
+    if is_desk_user(actor):
+        return url_for("desk.index")
+    if "auditor" in actor.roles:
+        return url_for("audit.index")
+    if "process_owner" in actor.roles and "processes.index" in current_app.view_functions:
+        return url_for("processes.index")
+    return url_for("portal.index")
 
 
 # -- redirects ---------------------------------------------------------------------------
