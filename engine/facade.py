@@ -42,6 +42,7 @@ from .errors import Conflict, DeployFailed, Forbidden, NotFound, ValidationFaile
 from .persistence.db import Database
 from .persistence.models import (
     AuditEvent,
+    AuditHead,
     Base,
     CatalogItem,
     Comment,
@@ -642,6 +643,12 @@ class ServiceDesk:
                              process=ProcessRef(ticket.process_key, ticket.process_version),
                              xml=xml, visits=counts, waiting=waiting, events=events,
                              element_events=by_element)
+
+    def audit_head(self) -> tuple[int, str]:
+        """(last seq, its hash): publish it elsewhere to anchor the chain."""
+        with self.db.read() as s:
+            head = s.get(AuditHead, 1)
+            return head.seq, head.hash
 
     def verify_audit(self) -> tuple[int, int | None, str | None]:
         """(events, first bad seq or None, reason) for the whole chain."""

@@ -133,6 +133,13 @@ def audit() -> None:
     """The audit trail."""
 
 
+@audit.command("head")
+def audit_head() -> None:
+    """Print the last event's number and hash, to keep somewhere the database is not."""
+    seq, digest = _desk().audit_head()
+    click.echo(f"{seq} {digest}")
+
+
 @audit.command("verify")
 def audit_verify() -> None:
     """Check the hash chain; exit 1 naming the first bad event."""

@@ -44,6 +44,11 @@ def test_migrate_moves_waiting_tickets(run, life, desk):
     assert life.task(ticket, "escalate").title == "Fix it"
 
 
-def test_audit_verify(run):
+def test_audit_verify_and_head(run, desk, life):
+    life.report()
     result = run("audit", "verify")
     assert result.exit_code == 0 and "audit trail intact" in result.output
+    seq, digest = run("audit", "head").output.split()
+    assert (int(seq), digest) == desk.audit_head()
+    last = desk.audit_events(life.user("aude"), per_page=1).items[0]
+    assert (last.seq, last.hash) == (int(seq), digest)
