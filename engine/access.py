@@ -53,14 +53,20 @@ def may_work_on(actor: Actor, task: Task, ticket: Ticket, user_id: int | None) -
     return task.group_key is not None and task.group_key in actor.groups
 
 
+def inbox_branches(actor: Actor, user_id: int | None) -> list[ColumnElement[bool]]:
+    """The conditions whose union is what ``actor`` may act on, one per index to use
+    (requester's tasks, claimed tasks, each group's queue)."""
+    branches = []
+    if user_id is not None:
+        branches.append(Task.requester_id == user_id)
+        branches.append(Task.assignee_id == user_id)
+    branches += [Task.group_key == group for group in sorted(actor.groups)]
+    if "admin" in actor.roles:
+        branches.append(Task.for_requester == false())
+    return branches
+
+
 def inbox_filter(actor: Actor, user_id: int | None) -> ColumnElement[bool]:
     """SQL condition selecting the ready tasks ``actor`` may act on."""
-    conditions = []
-    if user_id is not None:
-        conditions.append(Task.requester_id == user_id)
-        conditions.append(Task.assignee_id == user_id)
-    if actor.groups:
-        conditions.append(Task.group_key.in_(sorted(actor.groups)))
-    if "admin" in actor.roles:
-        conditions.append(Task.for_requester == false())
-    return or_(*conditions) if conditions else false()
+    branches = inbox_branches(actor, user_id)
+    return or_(*branches) if branches else false()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select, true
+from sqlalchemy import func, select, true, union
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -434,13 +434,13 @@ class ServiceDesk:
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            query = (select(Task, Ticket).join(Ticket, Task.ticket_id == Ticket.id)
-                     .where(Task.state == "ready", access.inbox_filter(actor, user_id),
-                            _queue_condition(queue, actor, user_id),
-                            *_ticket_conditions(status, priority, service, q)))
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.execute(query.order_by(Task.created_at, Task.ticket_id, Task.id)
-                             .offset((page - 1) * per_page).limit(per_page)).all()
+            ids, total = _inbox_page(s, actor, user_id, queue,
+                                     _ticket_conditions(status, priority, service, q),
+                                     (page - 1) * per_page, per_page)
+            found = {t.id: (t, k) for t, k in s.execute(
+                select(Task, Ticket).join(Ticket, Task.ticket_id == Ticket.id)
+                .where(Task.id.in_(ids)))}
+            rows = [found[i] for i in ids if i in found]
             names = _usernames(s, {t.assignee_id for t, _ in rows})
             options, memo = directory.form_options(s), {}
             items = [self._task_info(s, t, k, names, options, memo) for t, k in rows]
@@ -450,13 +450,8 @@ class ServiceDesk:
         """How many ready tasks wait in each of the actor's queues."""
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            counts = {}
-            for queue in ("mine", "group", "unassigned", None):
-                counts[queue or "all"] = s.scalar(
-                    select(func.count()).select_from(Task).join(Ticket, Task.ticket_id == Ticket.id)
-                    .where(Task.state == "ready", access.inbox_filter(actor, user_id),
-                           _queue_condition(queue, actor, user_id)))
-            return counts
+            return {queue or "all": _inbox_count(s, actor, user_id, queue, [])
+                    for queue in ("mine", "group", "unassigned", None)}
 
     def task(self, actor: Actor, task_id: str) -> TaskInfo:
         with self.db.read() as s:
@@ -818,6 +813,49 @@ def _search(q: str):
     if q.isdigit():
         return Ticket.number.in_([f"{prefix}-{int(q):06d}" for prefix in tickets.PREFIXES.values()])
     return Ticket.title.ilike(f"%{q}%")
+
+
+INBOX_ORDER = (Task.created_at, Task.ticket_id, Task.id)
+
+
+def _inbox_branches(actor: Actor, user_id: int | None, queue: str | None,
+                    ticket_where: list) -> list:
+    """One query per way a task reaches the actor (as requester, as assignee, through each
+    group), each served by its own index in inbox order."""
+    def branch(condition):
+        query = select(Task.id, *INBOX_ORDER[:2]).where(
+            Task.state == "ready", condition, _queue_condition(queue, actor, user_id))
+        if ticket_where:
+            query = query.join(Ticket, Task.ticket_id == Ticket.id).where(*ticket_where)
+        return query
+
+    return [branch(c) for c in access.inbox_branches(actor, user_id)]
+
+
+def _inbox_count(s: Session, actor: Actor, user_id: int | None, queue: str | None,
+                 ticket_where: list) -> int:
+    branches = _inbox_branches(actor, user_id, queue, ticket_where)
+    if not branches:
+        return 0
+    return s.scalar(select(func.count()).select_from(union(*branches).subquery()))
+
+
+def _inbox_page(s: Session, actor: Actor, user_id: int | None, queue: str | None,
+                ticket_where: list, offset: int, limit: int) -> tuple[list[str], int]:
+    """Task ids of one inbox page, oldest first, and the total.
+
+    Each branch is limited to the page's end before the branches are merged: a page
+    costs the same whatever the backlog behind it.
+    """
+    branches = _inbox_branches(actor, user_id, queue, ticket_where)
+    if not branches:
+        return [], 0
+    pieces = [b.order_by(*INBOX_ORDER).limit(offset + limit).subquery().select()
+              for b in branches]
+    merged = union(*pieces).subquery()
+    ids = list(s.scalars(select(merged.c.id).order_by(merged.c.created_at, merged.c.ticket_id,
+                                                      merged.c.id).offset(offset).limit(limit)))
+    return ids, _inbox_count(s, actor, user_id, queue, ticket_where)
 
 
 def _queue_condition(queue: str | None, actor: Actor, user_id: int | None):
