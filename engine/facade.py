@@ -834,10 +834,12 @@ def _inbox_branches(actor: Actor, user_id: int | None, queue: str | None,
 
 def _inbox_count(s: Session, actor: Actor, user_id: int | None, queue: str | None,
                  ticket_where: list) -> int:
-    branches = _inbox_branches(actor, user_id, queue, ticket_where)
-    if not branches:
-        return 0
-    return s.scalar(select(func.count()).select_from(union(*branches).subquery()))
+    query = select(func.count()).select_from(Task).where(
+        Task.state == "ready", access.inbox_filter(actor, user_id),
+        _queue_condition(queue, actor, user_id))
+    if ticket_where:
+        query = query.join(Ticket, Task.ticket_id == Ticket.id).where(*ticket_where)
+    return s.scalar(query)
 
 
 def _inbox_page(s: Session, actor: Actor, user_id: int | None, queue: str | None,
