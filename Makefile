@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help venv node_modules chromium install db run test lint clean
+.PHONY: help venv node_modules chromium install db run test lint bench clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -62,6 +62,9 @@ test: install chromium ## lint, the suite on SQLite, then on PostgreSQL (without
 
 lint: venv ## ruff
 	$(BIN)/ruff check .
+
+bench: install ## benchmark (a few minutes; BENCH_ARGS=--quick is shorter); bench-results/latest.json
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## stop the throwaway PostgreSQL, remove it, caches and build output (keeps .venv, instance/)
 	-scripts/test-postgres-url --stop

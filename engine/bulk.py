@@ -31,7 +31,9 @@ import json
 import math
 import multiprocessing
 import os
+import queue
 import random
+import threading
 import time
 from bisect import bisect
 from dataclasses import dataclass
@@ -71,6 +73,8 @@ EXTRA_REQUESTERS = 200
 CHUNK = 20_000
 # Below this many open tickets they are run in this process, above in a helper process.
 PARALLEL_OPEN = 2_000
+# From this many tickets on, PostgreSQL builds secondary indexes after the load.
+DEFER_INDEXES = 50_000
 INCIDENT_SHARE = 0.70
 # Status weights per kind; the rest is closed. About 3 % of tickets are open.
 STATUS_WEIGHTS = {
@@ -127,15 +131,21 @@ SITES = ["Lyon, building A", "Paris HQ, 3rd floor", "Nantes office", "Lille, roo
 DESCRIPTION = "Generated history."
 
 
-def generate(target: Any, n: int, seed: int = 1, now: datetime | None = None) -> dict[str, Any]:
+def generate(target: Any, n: int, seed: int = 1, now: datetime | None = None, *,
+             mix: dict[tuple[str, str], float] | None = None,
+             requesters: list[str] | None = None) -> dict[str, Any]:
     """Insert ``n`` more historical tickets into the database; returns what was written.
 
     ``target``: a database URL, a SQLAlchemy ``Engine``, or anything with ``.db.engine``
     (a ``ServiceDesk``). Needs the demo directory and the deployed processes. Each call
     adds ``n`` tickets (numbers continue); ``seed`` makes the content repeatable.
+    ``mix`` overrides the share of each (kind, status), e.g. ``{("incident", "new"): 1}``;
+    ``requesters`` the usernames requesters are drawn from (default alice, bob and
+    ``user0001``..``user0200``, created when missing).
     """
     if n < 0:
         raise ValueError("the number of tickets cannot be negative")
+    table = _mix_table(mix or DEFAULT_MIX)
     started = time.perf_counter()
     engine, owned = _engine(target)
     now = (now or utcnow()).astimezone(UTC)
@@ -143,9 +153,9 @@ def generate(target: Any, n: int, seed: int = 1, now: datetime | None = None) ->
     try:
         with engine.execution_options(write=True).begin() as conn:
             session = Session(bind=conn, autoflush=False)
-            ctx = _Context.load(session, now)
+            ctx = _Context.load(session, now, requesters)
             writer = _writer(conn)
-            plan = _plan(rng, n, now)
+            plan = _plan(rng, n, now, table)
             counts = _write(session, ctx, rng, seed, writer, plan)
             session.flush()
             session.close()
@@ -200,7 +210,7 @@ class _Context:
     script_engine: SandboxScriptEngine | None = None
 
     @classmethod
-    def load(cls, s: Session, now: datetime) -> _Context:
+    def load(cls, s: Session, now: datetime, usernames: list[str] | None = None) -> _Context:
         cache = DefinitionCache()
         definitions = {}
         for kind, key in (("incident", "incident"), ("request", "service_request")):
@@ -211,15 +221,21 @@ class _Context:
         alice = s.scalars(select(User).where(User.username == "alice")).first()
         if alice is None:
             raise LookupError("the demo directory is missing: run 'guichet demo-data' first")
-        wanted = [f"user{i:04d}" for i in range(1, EXTRA_REQUESTERS + 1)]
-        existing = set(s.scalars(select(User.username).where(User.username.in_(wanted))))
-        missing = [u for u in wanted if u not in existing]
-        s.add_all(User(username=u, name=f"User {u[4:]}", email=f"{u}@guichet.example",
-                       password_hash=alice.password_hash, roles="requester", active=True)
-                  for u in missing)
-        s.flush()
+        missing = []
+        if usernames is None:
+            wanted = [f"user{i:04d}" for i in range(1, EXTRA_REQUESTERS + 1)]
+            existing = set(s.scalars(select(User.username).where(User.username.in_(wanted))))
+            missing = [u for u in wanted if u not in existing]
+            s.add_all(User(username=u, name=f"User {u[4:]}", email=f"{u}@guichet.example",
+                           password_hash=alice.password_hash, roles="requester", active=True)
+                      for u in missing)
+            s.flush()
+            usernames = ["alice", "bob", *wanted]
         requesters = sorted((uid, name) for uid, name in s.execute(
-            select(User.id, User.username).where(User.username.in_(["alice", "bob", *wanted]))))
+            select(User.id, User.username).where(User.username.in_(usernames))))
+        unknown = set(usernames) - {name for _, name in requesters}
+        if unknown or not requesters:
+            raise LookupError(f"unknown requesters: {sorted(unknown)}")
         members: dict[str, list[tuple[int, str]]] = {}
         for group, uid, name in s.execute(
                 select(Membership.group_key, User.id, User.username)
@@ -282,22 +298,36 @@ def _pick(rng: random.Random, table: tuple[list[Any], list[float]]) -> Any:
     return values[min(bisect(cumulative, rng.random() * cumulative[-1]), len(values) - 1)]
 
 
-_STATUS_TABLES = {
-    kind: _weighted([*weights.items(), ("closed", 1.0 - sum(weights.values()))])
-    for kind, weights in STATUS_WEIGHTS.items()
+DEFAULT_MIX = {
+    (kind, status): share * weight
+    for kind, share in (("incident", INCIDENT_SHARE), ("request", 1 - INCIDENT_SHARE))
+    for status, weight in [*STATUS_WEIGHTS[kind].items(),
+                           ("closed", 1.0 - sum(STATUS_WEIGHTS[kind].values()))]
 }
+STATUSES = {"incident": {*OPEN_STATUSES, "closed"} - {"pending_approval"},
+            "request": {*OPEN_STATUSES, "closed", "rejected"}}
+
+
+def _mix_table(mix: dict[tuple[str, str], float]) -> tuple[list[Any], list[float]]:
+    for key, weight in mix.items():
+        kind, status = key
+        if status not in STATUSES.get(kind, ()) or weight < 0:
+            raise ValueError(f"cannot generate {key!r} tickets with weight {weight!r}")
+    if not sum(mix.values()):
+        raise ValueError("the mix has no positive weight")
+    return _weighted(sorted(mix.items()))
 _PRIORITIES = _weighted(PRIORITY_WEIGHTS.items())
 _CHANNELS = _weighted(CHANNELS)
 
 
-def _plan(rng: random.Random, n: int, now: datetime) -> list[tuple[float, str, str]]:
+def _plan(rng: random.Random, n: int, now: datetime,
+          mix: tuple[list[Any], list[float]]) -> list[tuple[float, str, str]]:
     """(created timestamp, kind, status) per ticket, oldest first (numbers follow time)."""
     end = now.timestamp()
     span = HISTORY_DAYS * 86400.0
     plan = []
     for _ in range(n):
-        kind = "incident" if rng.random() < INCIDENT_SHARE else "request"
-        status = _pick(rng, _STATUS_TABLES[kind])
+        kind, status = _pick(rng, mix)
         if status in OPEN_STATUSES:
             # Open tickets are recent: a few days old on average, at most 60 days.
             age = min(rng.expovariate(1 / (5 * 86400.0)), 60 * 86400.0) + 600.0
@@ -318,8 +348,8 @@ _TICKET_COLUMNS = (
     "process_key", "process_version", "lock_version",
 )
 _TASK_COLUMNS = (
-    "id", "ticket_id", "name", "title", "group_key", "for_requester", "assignee_id", "state",
-    "form", "created_at", "completed_at", "completed_by_id", "due_at",
+    "id", "ticket_id", "name", "title", "group_key", "for_requester", "requester_id",
+    "assignee_id", "state", "form", "created_at", "completed_at", "completed_by_id", "due_at",
 )
 _STATE_COLUMNS = ("ticket_id", "state", "variables")
 _AUDIT_COLUMNS = (
@@ -351,6 +381,8 @@ class _Writer:
         self.rows = {"tickets": 0, "tasks": 0, "ticket_states": 0, "audit_events": 0}
         self.seconds: dict[str, float] = {}
         self.notes: list[str] = []
+        # Columns this module does not know (added since): filled with their default.
+        self.defaulted: set[str] = set()
 
     def columns(self, table: Table, mine: tuple[str, ...]) -> tuple[tuple[str, ...], tuple]:
         names, values = list(mine), []
@@ -362,22 +394,35 @@ class _Writer:
                                      and column.server_default is None):
                 raise RuntimeError(f"engine.bulk does not know how to fill "
                                    f"{table.name}.{column.name}: teach it")
+            self.defaulted.add(f"{table.name}.{column.name}")
             if default is None and column.server_default is not None:
                 continue  # the database fills it
             names.append(column.name)
             values.append(default)
         return tuple(names), tuple(values)
 
+    def start(self, n: int) -> None:
+        """Called once before the first row."""
+
+    def finish(self) -> None:
+        """Called once after the last row (rows are all written when it returns)."""
+
+    def abort(self) -> None:
+        """Called instead of ``finish`` when the load fails."""
+
     def write(self, table: Table, mine: tuple[str, ...], rows: list[tuple]) -> None:
         if not rows:
             return
-        began = time.perf_counter()
         names, extra = self.columns(table, mine)
         if extra:
             rows = [r + extra for r in rows]
-        self._write(table.name, names, rows)
         self.rows[table.name] += len(rows)
-        self.seconds[table.name] = self.seconds.get(table.name, 0.0) + time.perf_counter() - began
+        self._timed(table.name, names, rows)
+
+    def _timed(self, table: str, names: tuple[str, ...], rows: list[tuple]) -> None:
+        began = time.perf_counter()
+        self._write(table, names, rows)
+        self.seconds[table] = self.seconds.get(table, 0.0) + time.perf_counter() - began
 
     def _write(self, table: str, names: tuple[str, ...], rows: list[tuple]) -> None:
         raise NotImplementedError
@@ -387,14 +432,95 @@ class _Writer:
 
 
 class _PostgresWriter(_Writer):
+    """COPY from a second thread (the rows of the next chunk are built meanwhile).
+
+    A large load into small tables drops their secondary indexes first and builds them
+    again at the end (faster than updating them row by row); the tables are locked
+    meanwhile, which only matters to a live database.
+    """
+
+    TABLES = ("tickets", "tasks", "audit_events")
+
     def __init__(self, conn) -> None:
         super().__init__(conn)
+        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.indexes: list[tuple[str, str]] = []
+
+    def start(self, n: int) -> None:
         try:
-            with conn.begin_nested():
-                conn.execute(text("SET LOCAL session_replication_role = replica"))
+            with self.conn.begin_nested():
+                self.conn.execute(text("SET LOCAL session_replication_role = replica"))
             self.notes.append("foreign-key triggers off during the load")
         except DBAPIError:
             self.notes.append("foreign keys checked row by row (role may not switch them off)")
+        self._defer_indexes(n)
+        self.thread = threading.Thread(target=self._run, name="bulk-copy", daemon=True)
+        self.thread.start()
+
+    def _defer_indexes(self, n: int) -> None:
+        if n < DEFER_INDEXES:
+            return
+        sizes = dict(self.conn.execute(text(
+            "SELECT relname, greatest(reltuples, 0) FROM pg_class "
+            "WHERE relkind = 'r' AND relname IN ('tickets', 'tasks', 'audit_events') "
+            "AND relnamespace = 'public'::regnamespace")).all())
+        if any(sizes.get(t, 0) > n for t in self.TABLES):
+            return
+        self.indexes = [(name, ddl) for name, ddl in self.conn.execute(text(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "WHERE c.relname IN ('tickets', 'tasks', 'audit_events') "
+            "AND c.relnamespace = 'public'::regnamespace "
+            "AND NOT i.indisprimary AND NOT i.indisunique"))]
+        for name, _ in self.indexes:
+            self.conn.execute(text(f"DROP INDEX {name}"))
+        if self.indexes:
+            self.notes.append(f"{len(self.indexes)} secondary indexes built after the load")
+
+    def _run(self) -> None:
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            if self.error is None:
+                try:
+                    self._timed(*job)
+                except BaseException as err:  # handed to the main thread
+                    self.error = err
+
+    def write(self, table: Table, mine: tuple[str, ...], rows: list[tuple]) -> None:
+        if self.thread is None:
+            super().write(table, mine, rows)
+            return
+        if self.error is not None:
+            raise self.error
+        if rows:
+            names, extra = self.columns(table, mine)
+            self.rows[table.name] += len(rows)
+            self.queue.put((table.name, names, [r + extra for r in rows] if extra else rows))
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            raise self.error
+        if self.indexes:
+            began = time.perf_counter()
+            self.conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+            for _, ddl in self.indexes:
+                self.conn.execute(text(ddl))
+            self.seconds["indexes"] = time.perf_counter() - began
+
+    def abort(self) -> None:
+        if self.thread is not None:
+            self.error = self.error or RuntimeError("aborted")
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
 
     def _write(self, table: str, names: tuple[str, ...], rows: list[tuple]) -> None:
         with self.dbapi.cursor() as cur, cur.copy(
@@ -535,7 +661,8 @@ def _write(session: Session, ctx: _Context, rng: random.Random, seed: int, write
     chain = _Chain(session)
     by_status: dict[str, int] = {}
     uuids: list[bytes] = []
-    build = 0.0
+    build = wait = 0.0
+    writer.start(len(plan))
     try:
         for start in range(0, len(plan), CHUNK):
             began = time.perf_counter()
@@ -544,7 +671,9 @@ def _write(session: Session, ctx: _Context, rng: random.Random, seed: int, write
                 created, kind, status = plan[i]
                 by_status[status] = by_status.get(status, 0) + 1
                 if status in OPEN_STATUSES:
+                    waited = time.perf_counter()
                     ticket, task_rows, state, events = next(opened)
+                    wait += time.perf_counter() - waited
                     tickets.append(ticket)
                     tasks.extend(task_rows)
                     states.append(state)
@@ -559,6 +688,10 @@ def _write(session: Session, ctx: _Context, rng: random.Random, seed: int, write
             writer.write(Task.__table__, _TASK_COLUMNS, tasks)
             writer.write(TicketState.__table__, _STATE_COLUMNS, states)
             writer.write(AuditEvent.__table__, _AUDIT_COLUMNS, chain.take())
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
     finally:
         if pool is not None:
             pool.terminate()
@@ -572,8 +705,8 @@ def _write(session: Session, ctx: _Context, rng: random.Random, seed: int, write
         "last_numbers": {k: f"{PREFIXES[k]}-{v - 1:06d}" for k, v in next_number.items()
                          if v - 1 >= int(first_numbers[k][4:])} if plan else {},
         "rows": dict(writer.rows), "audit": "compact: ticket_created + ticket_status_changed",
-        "notes": writer.notes,
-        "build_seconds": round(build, 2),
+        "notes": writer.notes, "defaulted_columns": sorted(writer.defaulted),
+        "build_seconds": round(build, 2), "open_wait_seconds": round(wait, 2),
         "write_seconds": {k: round(v, 2) for k, v in writer.seconds.items()},
     }
 
@@ -650,12 +783,14 @@ def _closed_ticket(ctx: _Context, rng: random.Random, chain: _Chain, uuids: list
 
 def _done_task(definition: LoadedDefinition, task_id: str, ticket_id: int, name: str,
                group: str | None, agent_id: int | None, created: datetime, completed: datetime,
-               due_at: datetime | None, for_requester: bool = False) -> tuple:
+               due_at: datetime | None, requester_id: int | None = None) -> tuple:
+    """A completed task row; ``requester_id`` only for the requester's own tasks."""
     element = definition.elements.get(name, {})
-    return (task_id, ticket_id, name, element.get("name") or name,
-            None if for_requester else group, for_requester, None, "completed",
+    mine = requester_id is not None
+    return (task_id, ticket_id, name, element.get("name") or name, None if mine else group,
+            mine, requester_id, None, "completed",
             element.get("properties", {}).get("formJsonSchemaFilename"), created, completed,
-            agent_id, None if for_requester else due_at)
+            agent_id, None if mine else due_at)
 
 
 def _fields(rng: random.Random, item: str, requester: str) -> dict[str, Any]:
@@ -774,12 +909,14 @@ def _open_ticket(ctx: _Context, index: int, ticket_id: int, number: str, kind: s
     elif not for_requester and status == "in_progress" and members and rng.random() < 0.4:
         assignee_id = members[rng.randrange(len(members))][0]  # claimed by an agent
     task_rows = [_done_task(definition, task_id, ticket_id, name, step_group, actor_id, began,
-                            ended, due_at, for_requester=step_group == REQUESTER)
+                            ended, due_at,
+                            requester_id=requester_id if step_group == REQUESTER else None)
                  for task_id, name, step_group, actor_id, _, began, ended in done]
     spec = task.task_spec
     task_rows.append((
         str(task.id), ticket_id, spec.bpmn_id, spec.bpmn_name or spec.bpmn_id,
-        None if for_requester else group, for_requester, assignee_id, "ready",
+        None if for_requester else group, for_requester,
+        requester_id if for_requester else None, assignee_id, "ready",
         props.get("formJsonSchemaFilename"), previous, None, None,
         None if for_requester else due_at,
     ))

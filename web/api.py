@@ -142,7 +142,8 @@ def order():
 def tickets():
     args = request.args
     page = desk().tickets(g.actor, kind=args.get("kind"), status=args.get("status"),
-                          q=args.get("q"), **_paging())
+                          q=args.get("q"), priority=args.get("priority"),
+                          service=args.get("service"), **_paging())
     return jsonify(js.page(page, lambda t: js.ticket(t, full=False)))
 
 

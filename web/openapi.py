@@ -217,7 +217,10 @@ def document() -> dict[str, Any]:
             "/tickets": {"get": _op("Tickets the caller may see, newest first",
                                     (200, tickets, "A page of tickets"), 422,
                                     params=[_query("kind", {"enum": ["incident", "request"]}),
-                                            _query("status"), _query("q"), *PAGING])},
+                                            _query("status"), _query("q"),
+                                            _query("priority", {"enum": ["P1", "P2", "P3", "P4",
+                                                                         "P5"]}),
+                                            _query("service"), *PAGING])},
             "/tickets/{number}": {"get": _op("One ticket", (200, _ref("Ticket"), "The ticket"),
                                              404, params=[NUMBER])},
             "/tickets/{number}/history": {"get": _op(

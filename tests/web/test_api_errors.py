@@ -25,6 +25,9 @@ def test_requesters_see_only_their_own_tickets(api):
     listing = api.get("/tickets", as_="alice").json
     assert listing["total"] == 1 and listing["items"][0]["number"] == mine
     assert api.get("/tickets", as_="sam").json["total"] == 2
+    assert api.get("/tickets?service=email", as_="sam").json["total"] == 2
+    assert api.get("/tickets?service=vpn", as_="sam").json["total"] == 0
+    assert api.get("/tickets?priority=P1", as_="sam").json["total"] == 0
 
 
 def test_tasks_of_others_are_forbidden_and_confirm_is_the_requesters(api):

@@ -1,0 +1,1 @@
+"""Guichet's benchmark: ``python -m bench`` (``make bench``); see README, "Benchmark"."""
