@@ -40,7 +40,8 @@ def create_app(test_config: dict[str, Any] | None = None,
     if test_config:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False  # a form's key order is the order its fields are shown in
-    app.extensions["guichet"] = desk or ServiceDesk(app.config["DATABASE_URL"])
+    app.extensions["guichet"] = desk or ServiceDesk(
+        app.config["DATABASE_URL"], pool_size=int(os.environ.get("GUICHET_POOL_SIZE", "5")))
     csrf.init_app(app)
     _register_blueprints(app)
     register_error_handlers(app)
