@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -21,8 +23,14 @@ def _database_url() -> str:
     return f"sqlite:///{instance / 'guichet.db'}"
 
 
-def _desk() -> ServiceDesk:
-    return ServiceDesk(_database_url())
+@contextmanager
+def _desk() -> Iterator[ServiceDesk]:
+    """The engine for one command; its connections are closed when the command ends."""
+    desk = ServiceDesk(_database_url())
+    try:
+        yield desk
+    finally:
+        desk.close()
 
 
 @click.group()
@@ -38,7 +46,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create the database or bring it to the latest schema."""
-    _desk().upgrade_schema()
+    with _desk() as desk:
+        desk.upgrade_schema()
     click.echo("database is up to date")
 
 
@@ -53,7 +62,8 @@ def deploy(paths: tuple[Path, ...]) -> None:
         else:
             uploads += [u for u in uploads_from_folder(path.parent) if Path(u.filename) == path]
     try:
-        outcomes = _desk().deploy(uploads, SYSTEM)
+        with _desk() as desk:
+            outcomes = desk.deploy(uploads, SYSTEM)
     except DeployFailed as err:
         for e in err.errors:
             where = f" [{e['element']}]" if e.get("element") else ""
@@ -72,20 +82,18 @@ def deploy(paths: tuple[Path, ...]) -> None:
               help="Random seed of the generated tickets.")
 def demo_data(tickets: int, seed: int) -> None:
     """Create the demo users, groups, services and catalog (idempotent)."""
-    desk = _desk()
-    created = desk.seed_demo(DEFAULT_PROCESSES)
-    click.echo("demo data: " + ", ".join(f"{n} {k} created" for k, n in created.items()))
-    if not tickets:
-        return
     from engine import bulk
 
-    try:
-        done = bulk.generate(desk.db.engine, tickets, seed=seed)
-    except LookupError as err:
-        click.echo(f"no tickets generated: {err.args[0]}", err=True)
-        sys.exit(1)
-    finally:
-        desk.close()
+    with _desk() as desk:
+        created = desk.seed_demo(DEFAULT_PROCESSES)
+        click.echo("demo data: " + ", ".join(f"{n} {k} created" for k, n in created.items()))
+        if not tickets:
+            return
+        try:
+            done = bulk.generate(desk.db.engine, tickets, seed=seed)
+        except LookupError as err:
+            click.echo(f"no tickets generated: {err.args[0]}", err=True)
+            sys.exit(1)
     statuses = ", ".join(f"{n} {s}" for s, n in done["by_status"].items())
     numbers = ", ".join(f"{done['first_numbers'][k]}..{done['last_numbers'][k]}"
                         for k in done["last_numbers"])
@@ -136,14 +144,16 @@ def audit() -> None:
 @audit.command("head")
 def audit_head() -> None:
     """Print the last event's number and hash, to keep somewhere the database is not."""
-    seq, digest = _desk().audit_head()
+    with _desk() as desk:
+        seq, digest = desk.audit_head()
     click.echo(f"{seq} {digest}")
 
 
 @audit.command("verify")
 def audit_verify() -> None:
     """Check the hash chain; exit 1 naming the first bad event."""
-    count, first_bad, reason = _desk().verify_audit()
+    with _desk() as desk:
+        count, first_bad, reason = desk.verify_audit()
     if first_bad is None:
         click.echo(f"audit trail intact: {count} events")
         return
@@ -159,14 +169,15 @@ def audit_verify() -> None:
 @click.option("--dry-run", is_flag=True, help="List which tickets can move, move none.")
 def migrate(key: str, to_version: int | None, dry_run: bool) -> None:
     """Move waiting tickets of process KEY to a newer version (each one atomically)."""
-    desk = _desk()
     try:
-        if dry_run:
-            for c in desk.migration_candidates(SYSTEM, key, to_version):
-                mark = "can move" if c.movable else "stays"
-                click.echo(f"{c.ticket}: v{c.from_version} -> v{c.to_version} {mark}: {c.reason}")
-            return
-        results = desk.migrate(SYSTEM, key, to_version)
+        with _desk() as desk:
+            if dry_run:
+                for c in desk.migration_candidates(SYSTEM, key, to_version):
+                    mark = "can move" if c.movable else "stays"
+                    click.echo(f"{c.ticket}: v{c.from_version} -> v{c.to_version} {mark}: "
+                               f"{c.reason}")
+                return
+            results = desk.migrate(SYSTEM, key, to_version)
     except GuichetError as err:
         click.echo(err.message, err=True)
         sys.exit(1)
