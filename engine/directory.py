@@ -46,10 +46,6 @@ def actor_of(session: Session, user: User) -> Actor:
     )
 
 
-def group_members(session: Session, group_key: str) -> set[int]:
-    return set(session.scalars(select(Membership.user_id).where(Membership.group_key == group_key)))
-
-
 def groups(session: Session) -> list[GroupInfo]:
     rows = session.scalars(select(Group).order_by(Group.level, Group.key)).all()
     return [GroupInfo(g.key, g.name, g.level) for g in rows]

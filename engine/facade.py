@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from copy import deepcopy
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select, true, union
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import access, audit, deploy, directory, forms, runtime, tickets, trace, versions
+from . import access, audit, deploy, directory, forms, queries, runtime, tickets, trace, versions
 from .clock import Clock, utcnow
 from .definitions import DefinitionCache
 from .dto import (
@@ -400,7 +398,7 @@ class ServiceDesk:
             where = [access.ticket_filter(actor, user_id)]
             if kind:
                 where.append(Ticket.kind == kind)
-            where += _ticket_conditions(status, priority, service, q)
+            where += queries.ticket_conditions(status, priority, service, q)
             total = s.scalar(select(func.count()).select_from(Ticket).where(*where))
             rows = s.scalars(select(Ticket).where(*where).order_by(Ticket.id.desc())
                              .offset((page - 1) * per_page).limit(per_page)).all()
@@ -434,8 +432,8 @@ class ServiceDesk:
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            ids, total = _inbox_page(s, actor, user_id, queue,
-                                     _ticket_conditions(status, priority, service, q),
+            ids, total = queries.inbox_page(s, actor, user_id, queue,
+                                     queries.ticket_conditions(status, priority, service, q),
                                      (page - 1) * per_page, per_page)
             found = {t.id: (t, k) for t, k in s.execute(
                 select(Task, Ticket).join(Ticket, Task.ticket_id == Ticket.id)
@@ -450,7 +448,7 @@ class ServiceDesk:
         """How many ready tasks wait in each of the actor's queues."""
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            return {queue or "all": _inbox_count(s, actor, user_id, queue, [])
+            return {queue or "all": queries.inbox_count(s, actor, user_id, queue, [])
                     for queue in ("mine", "group", "unassigned", None)}
 
     def task(self, actor: Actor, task_id: str) -> TaskInfo:
@@ -596,7 +594,7 @@ class ServiceDesk:
         """
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
-            where = _audit_conditions(actor, **filters)
+            where = queries.audit_conditions(actor, **filters)
             total = s.scalar(select(func.count()).select_from(AuditEvent).where(*where))
             rows = s.scalars(select(AuditEvent).where(*where).order_by(AuditEvent.seq.desc())
                              .offset((page - 1) * per_page).limit(per_page)).all()
@@ -605,7 +603,7 @@ class ServiceDesk:
     def audit_export(self, actor: Actor, batch: int = 2000,
                      **filters: Any) -> Iterator[AuditEventInfo]:
         """Every event matching the filters, oldest first, read in batches."""
-        where = _audit_conditions(actor, **filters)
+        where = queries.audit_conditions(actor, **filters)
         last = 0
         while True:
             with self.db.read() as s:
@@ -787,119 +785,10 @@ def _text_errors(values: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
-def _ticket_conditions(status: str | None, priority: str | None, service: str | None,
-                       q: str | None) -> list:
-    where = []
-    if status:
-        where.append(Ticket.status == status)
-    if priority:
-        where.append(Ticket.priority == priority)
-    if service:
-        where.append(Ticket.service_key == service)
-    if q and q.strip():
-        where.append(_search(q.strip()))
-    return where
-
-
-TICKET_NUMBER = re.compile(r"^(INC|REQ)-?(\d{1,9})$", re.IGNORECASE)
-
-
-def _search(q: str):
-    """A ticket number (``INC-000042``, ``inc42``, ``42``) is an indexed lookup; other text
-    searches titles."""
-    number = TICKET_NUMBER.match(q)
-    if number:
-        return Ticket.number == f"{number.group(1).upper()}-{int(number.group(2)):06d}"
-    if q.isdigit():
-        return Ticket.number.in_([f"{prefix}-{int(q):06d}" for prefix in tickets.PREFIXES.values()])
-    return Ticket.title.ilike(f"%{q}%")
-
-
-INBOX_ORDER = (Task.created_at, Task.ticket_id, Task.id)
-
-
-def _inbox_branches(actor: Actor, user_id: int | None, queue: str | None,
-                    ticket_where: list) -> list:
-    """One query per way a task reaches the actor (as requester, as assignee, through each
-    group), each served by its own index in inbox order."""
-    def branch(condition):
-        query = select(Task.id, *INBOX_ORDER[:2]).where(
-            Task.state == "ready", condition, _queue_condition(queue, actor, user_id))
-        if ticket_where:
-            query = query.join(Ticket, Task.ticket_id == Ticket.id).where(*ticket_where)
-        return query
-
-    return [branch(c) for c in access.inbox_branches(actor, user_id)]
-
-
-def _inbox_count(s: Session, actor: Actor, user_id: int | None, queue: str | None,
-                 ticket_where: list) -> int:
-    query = select(func.count()).select_from(Task).where(
-        Task.state == "ready", access.inbox_filter(actor, user_id),
-        _queue_condition(queue, actor, user_id))
-    if ticket_where:
-        query = query.join(Ticket, Task.ticket_id == Ticket.id).where(*ticket_where)
-    return s.scalar(query)
-
-
-def _inbox_page(s: Session, actor: Actor, user_id: int | None, queue: str | None,
-                ticket_where: list, offset: int, limit: int) -> tuple[list[str], int]:
-    """Task ids of one inbox page, oldest first, and the total.
-
-    Each branch is limited to the page's end before the branches are merged: a page
-    costs the same whatever the backlog behind it.
-    """
-    branches = _inbox_branches(actor, user_id, queue, ticket_where)
-    if not branches:
-        return [], 0
-    pieces = [b.order_by(*INBOX_ORDER).limit(offset + limit).subquery().select()
-              for b in branches]
-    merged = union(*pieces).subquery()
-    ids = list(s.scalars(select(merged.c.id).order_by(merged.c.created_at, merged.c.ticket_id,
-                                                      merged.c.id).offset(offset).limit(limit)))
-    return ids, _inbox_count(s, actor, user_id, queue, ticket_where)
-
-
-def _queue_condition(queue: str | None, actor: Actor, user_id: int | None):
-    if queue is None or queue == "all":
-        return true()
-    if queue == "mine":
-        return Task.assignee_id == user_id
-    if queue == "group":
-        return Task.group_key.in_(sorted(actor.groups))
-    if queue == "unassigned":
-        return Task.assignee_id.is_(None)
-    raise ValidationFailed("unknown queue", {"queue": "Choose mine, group or unassigned."})
-
-
 def _comment_info(c: Comment, ticket: Ticket, author: User) -> CommentInfo:
     return CommentInfo(id=c.id, ticket=ticket.number, author=author.username,
                        author_name=author.name, body=c.body, internal=c.internal,
                        created_at=c.created_at)
-
-
-def _audit_conditions(actor: Actor, ticket: str | None = None, actor_name: str | None = None,
-                      action: str | None = None, process: str | None = None,
-                      version: int | None = None, since: datetime | None = None,
-                      until: datetime | None = None) -> list:
-    if not actor.roles & {"auditor", "admin"}:
-        raise Forbidden("only auditors may search the audit trail")
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-            raise ValidationFailed(f"{name} must be a date and time with a UTC offset",
-                                   {name: "Use ISO 8601 with an offset, e.g. 2026-01-05T09:00Z."})
-    where = []
-    for column, value in ((AuditEvent.ticket_number, ticket), (AuditEvent.actor, actor_name),
-                          (AuditEvent.action, action), (AuditEvent.process_key, process)):
-        if value:
-            where.append(column == value)
-    if version is not None:
-        where.append(AuditEvent.process_version == version)
-    if since is not None:
-        where.append(AuditEvent.at >= since)
-    if until is not None:
-        where.append(AuditEvent.at < until)
-    return where
 
 
 def _raise_if(errors: dict[str, str]) -> None:
