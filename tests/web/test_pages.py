@@ -658,3 +658,16 @@ def test_csrf_refusal_page_keeps_the_signed_in_header(pages, client):
     r = client.post("/tickets/INC-000001/comments", data={"body": "no token"})
     assert r.status_code == 400
     assert "Alice Martin" in r.text and "The CSRF token is missing." in r.text
+
+
+def test_filters_keep_their_selection(pages, life):
+    life.report()
+    pages.login("sam")
+    for path, expected in [
+        ("/desk?status=new&service=vpn&priority=P2", ["new", "P2", "vpn"]),
+        ("/tickets?status=new&kind=incident&priority=P2&service=vpn",
+         ["new", "incident", "P2", "vpn"]),
+    ]:
+        html = pages.get(path).get_data(as_text=True)
+        assert re.findall(r'<option value="([^"]+)" selected>', html) == expected
+        assert '<option value="email">E-mail</option>' in html
