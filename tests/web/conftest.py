@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -68,3 +69,15 @@ class Api:
 @pytest.fixture
 def api(client) -> Api:
     return Api(client)
+
+
+def assert_csp_ready(html: str, path: str) -> None:
+    """The page runs under a strict CSP (no inline style, script or handler) and its ids are
+    unique with every label bound to a field."""
+    assert not re.search(r"\sstyle=", html), path
+    assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", html), path
+    assert not re.search(r"<[^>]+\son[a-z]+=", html), path
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), (path, sorted({i for i in ids if ids.count(i) > 1}))
+    for target in re.findall(r'<label[^>]*\sfor="([^"]+)"', html):
+        assert target in ids, (path, target)
