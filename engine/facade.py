@@ -508,6 +508,8 @@ class ServiceDesk:
             before = runtime.variables(workflow)
             trace = runtime.complete(workflow, task_id, entered, actor.username, task.group_key)
             task.state, task.completed_at, task.completed_by_id = "completed", now, user_id
+            if not task.for_requester and ticket.responded_at is None:
+                ticket.responded_at = now  # the first answer of the desk: response target
             step.event("task_completed", actor.username, {
                 "entered": deepcopy(entered), "path": trace.path,
                 "changed": runtime.changed(before, runtime.variables(workflow)),

@@ -118,6 +118,8 @@ def project(session: Session, step: Step, variables: dict[str, Any], actor: str)
         ticket.service_key = variables["service"]
     ticket.response_due_at = after(ticket.created_at, variables.get("response_target"))
     ticket.due_at = after(ticket.created_at, variables.get("resolution_target"))
+    ticket.escalation_count = int(variables.get("escalation_count") or 0)
+    ticket.reopen_count = int(variables.get("reopen_count") or 0)
 
     work_rows, step.open_rows = [], []
     for task in ready:

@@ -141,6 +141,7 @@ class Ticket(Base):
         Index("ix_tickets_status_id", "status", "id"),
         Index("ix_tickets_kind_id", "kind", "id"),
         Index("ix_tickets_group_status", "group_key", "status"),
+        Index("ix_tickets_fingerprint", "fingerprint"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -165,6 +166,12 @@ class Ticket(Base):
     definition_id: Mapped[int] = mapped_column(ForeignKey("definitions.id"))
     process_key: Mapped[str] = mapped_column(String(64))
     process_version: Mapped[int] = mapped_column(Integer)
+    # Projected from the process variables and the trail, for reports without workflow state:
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # first task done by staff
+    escalation_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # awaiting the requester
+    fingerprint: Mapped[str | None] = mapped_column(String(200))  # monitoring events
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": lock_version}
@@ -267,3 +274,86 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Timer(Base):
+    """A timer event a ticket's instance waits on: the worker finds due ones by index.
+
+    Rewritten from ``workflow.waiting_events()`` at every save of the ticket. ``wake_at``
+    is ``fire_at``, or later after a failed attempt (retried with a back-off).
+    """
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_wake_at", "wake_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))  # BPMN id of the timer event
+    fire_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    wake_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Notification(Base):
+    """One message to one user: listed in the app, delivered by e-mail from this outbox."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_user_id", "user_id", "id"),
+        Index("ix_notifications_delivery", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    subject: Mapped[str] = mapped_column(String(250))
+    body: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed|no_email
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ServiceStateChange(Base):
+    """Why a service is in its state: set by hand, or by an incident from monitoring."""
+
+    __tablename__ = "service_state_changes"
+    __table_args__ = (Index("ix_service_state_changes_service", "service_key", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_key: Mapped[str] = mapped_column(ForeignKey("services.key"))
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StepFailure(Base):
+    """A unit of work the engine could not finish (a script or expression failed).
+
+    The step itself was rolled back; this row keeps what was attempted so that an
+    administrator sees the error and retries it once the process is fixed.
+    """
+
+    __tablename__ = "step_failures"
+    __table_args__ = (Index("ix_step_failures_open", "resolved_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    operation: Mapped[str] = mapped_column(String(20))  # complete | timer
+    actor: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text, default="{}")  # the data submitted, to retry with
+    element: Mapped[str | None] = mapped_column(String(64))  # BPMN id that failed
+    error: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
