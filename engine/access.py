@@ -11,7 +11,7 @@ from .persistence.models import Task, Ticket
 DEPLOY_ROLES = frozenset({"process_owner", "admin"})
 NOTE_ROLES = frozenset({"agent", "manager", "admin"})
 # Events a requester never sees in their ticket's history.
-STAFF_ONLY_EVENTS = ("work_note_added",)
+STAFF_ONLY_EVENTS = ("work_note_added", "event_received", "step_failed", "failure_retried")
 
 
 def sees_all_tickets(actor: Actor) -> bool:

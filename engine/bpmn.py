@@ -16,6 +16,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
 
 from .errors import DeployFailed
+from .timers import use_engine_clock
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -181,6 +182,7 @@ def build_spec(bpmn: Document, decisions: list[Document], filename: str = ""):
         parser.add_bpmn_xml(etree.ElementTree(bpmn.root), filename=filename or bpmn.key)
         spec = parser.get_spec(bpmn.key)
         subprocess_specs = parser.get_subprocess_specs(bpmn.key)
+        use_engine_clock([spec, *subprocess_specs.values()])
     except Exception as err:  # SpiffWorkflow raises many kinds; all mean "invalid"
         element = getattr(err, "id", None) or None
         raise DeployFailed([_error(filename or bpmn.key, _describe(err), element)]) from err

@@ -26,6 +26,17 @@ def after(start: datetime, iso_duration: str | None) -> datetime | None:
     return start + delta
 
 
+def instant(value: object) -> datetime | None:
+    """An aware UTC datetime from ISO 8601 text (None when absent or invalid)."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 class FrozenClock:
     """A clock for tests and benchmarks: it only moves when told to."""
 

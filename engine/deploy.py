@@ -97,6 +97,9 @@ def _timer_problems(timer: dict[str, str]) -> list[str]:
     }
     problems = []
     for kind, expression in timer.items():
+        if kind == "timeCycle":
+            problems.append("cycle timers are not supported; use a date or a duration")
+            continue
         refused = sandbox.check(expression or "None", "eval")
         if refused:
             problems += [f"timer expression refused: {p}" for p in refused]

@@ -103,6 +103,7 @@ class TicketInfo:
     process: ProcessRef
     tasks: list[TaskInfo] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    paused_at: datetime | None = None  # the resolution clock is paused (awaiting requester)
 
 
 @dataclass(frozen=True)
@@ -221,3 +222,58 @@ class MigrationResult:
     ticket: str
     moved: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class NotificationInfo:
+    id: int
+    kind: str
+    subject: str
+    body: str
+    ticket: str | None
+    created_at: datetime
+    state: str  # delivery: pending | sent | failed | no_email
+    read: bool
+    attempts: int = 0
+    last_error: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """A service on the status page: its state, why, and the incidents affecting it."""
+
+    key: str
+    name: str
+    state: str
+    since: datetime | None
+    reason: str
+    incidents: list[TicketInfo]
+    restore_at: datetime | None  # the latest resolution due time of its open incidents
+
+
+@dataclass(frozen=True)
+class FailureInfo:
+    """A unit of work the engine could not finish, for administrators to retry."""
+
+    id: int
+    ticket: str
+    task_id: str | None
+    operation: str
+    actor: str
+    element: str | None
+    error: str
+    at: datetime
+    attempts: int
+    resolved_at: datetime | None
+    resolved_by: str | None
+
+
+@dataclass(frozen=True)
+class WorkerRound:
+    """What one pass of the worker did."""
+
+    fired: int = 0
+    failed: int = 0
+    sent: int = 0
+    undelivered: int = 0

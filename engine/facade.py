@@ -14,7 +14,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import access, audit, deploy, directory, forms, queries, runtime, tickets, trace, versions
+from . import (
+    access,
+    audit,
+    deploy,
+    directory,
+    forms,
+    mailer,
+    monitoring,
+    outbox,
+    queries,
+    runtime,
+    tickets,
+    timers,
+    trace,
+    versions,
+)
 from .clock import Clock, utcnow
 from .definitions import DefinitionCache
 from .dto import (
@@ -24,19 +39,30 @@ from .dto import (
     CommentInfo,
     DeployOutcome,
     ElementChange,
+    FailureInfo,
     GroupInfo,
     MigrationCandidate,
     MigrationResult,
+    NotificationInfo,
     Page,
     ProcessRef,
     ProcessVersionInfo,
     ProgressStep,
     ServiceInfo,
+    ServiceStatus,
     TaskInfo,
     TicketInfo,
     TraceInfo,
+    WorkerRound,
 )
-from .errors import Conflict, DeployFailed, Forbidden, NotFound, ValidationFailed
+from .errors import (
+    Conflict,
+    DeployFailed,
+    Forbidden,
+    NotFound,
+    ProcessError,
+    ValidationFailed,
+)
 from .persistence.db import Database
 from .persistence.models import (
     AuditEvent,
@@ -44,15 +70,18 @@ from .persistence.models import (
     Base,
     CatalogItem,
     Comment,
+    Notification,
     ProcessVersion,
     Service,
+    ServiceStateChange,
+    StepFailure,
     Task,
     Ticket,
     TicketState,
     User,
 )
 from .progress import next_user_tasks
-from .sandbox import SandboxScriptEngine
+from .scripting import DeskScriptEngine
 from .services import SERVICE_OPERATORS
 
 MAX_PER_PAGE = 100
@@ -77,7 +106,7 @@ class ServiceDesk:
         self.clock = clock
         self.hasher = hasher or directory.HASHER
         self.definitions = DefinitionCache()
-        self.script_engine = SandboxScriptEngine(SERVICE_OPERATORS)
+        self.script_engine = DeskScriptEngine(SERVICE_OPERATORS, clock)
 
     # -- schema -----------------------------------------------------------------------
 
@@ -383,9 +412,10 @@ class ServiceDesk:
             "service": data.get("service"), "item": item, "fields": data.get("fields"),
             "channel": data["channel"],
         })
-        trace = runtime.start(workflow, start_data)
+        with outbox.collecting() as requested:
+            trace = runtime.start(workflow, start_data)
         step.events[-1].data["path"] = trace.path
-        tickets.save(s, step, actor.username)
+        tickets.save(s, step, actor.username, requested)
         return self._ticket_info(s, ticket, actor)
 
     def tickets(self, actor: Actor, kind: str | None = None, status: str | None = None,
@@ -493,6 +523,13 @@ class ServiceDesk:
         One transaction: a failure anywhere leaves the ticket as it was. Two agents
         completing the same task: one wins, the other gets ``Conflict``.
         """
+        try:
+            return self._complete(actor, task_id, data)
+        except ProcessError as err:
+            self._record_failure(task_id, actor, data, err)
+            raise
+
+    def _complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> TicketInfo:
         with self._writing() as s:
             task, ticket, open_rows = self._locked_task(s, actor, task_id)
             user_id = _user_id(s, actor)
@@ -506,7 +543,9 @@ class ServiceDesk:
             step = tickets.load_step(s, ticket, definition, self.script_engine, now, open_rows)
             workflow = step.workflow
             before = runtime.variables(workflow)
-            trace = runtime.complete(workflow, task_id, entered, actor.username, task.group_key)
+            with outbox.collecting() as requested:
+                trace = runtime.complete(workflow, task_id, entered, actor.username,
+                                         task.group_key)
             task.state, task.completed_at, task.completed_by_id = "completed", now, user_id
             if not task.for_requester and ticket.responded_at is None:
                 ticket.responded_at = now  # the first answer of the desk: response target
@@ -514,8 +553,288 @@ class ServiceDesk:
                 "entered": deepcopy(entered), "path": trace.path,
                 "changed": runtime.changed(before, runtime.variables(workflow)),
             }, task)
-            tickets.save(s, step, actor.username)
+            tickets.save(s, step, actor.username, requested)
             return self._ticket_info(s, ticket, actor, step.open_rows, step.state, options)
+
+    # -- timers, failures and the worker ------------------------------------------------
+
+    def fire_due_timers(self, limit: int = 100) -> WorkerRound:
+        """Fire the timers due now, one ticket per transaction.
+
+        A ticket whose step fails is rolled back, its failure recorded for administrators
+        and its timers retried later with a back-off; the other tickets go on.
+        """
+        fired = failed = 0
+        while fired + failed < limit:
+            now = self.clock()
+            with self._writing() as s:
+                due = timers.due_tickets(s, now, 1)
+                if not due:
+                    break
+                try:
+                    with s.begin_nested():
+                        self._fire(s, due[0], now)
+                    fired += 1
+                except Exception as err:  # whatever it is, it must not stop the worker
+                    message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+                    attempts = timers.postpone(s, due[0], now, message)
+                    self._failure_row(s, due[0], None, "timer", "system", {}, err, now, attempts)
+                    failed += 1
+        return WorkerRound(fired=fired, failed=failed)
+
+    def _fire(self, s: Session, ticket_id: int, now) -> None:
+        ticket = s.get(Ticket, ticket_id, populate_existing=True)
+        definition = self.definitions.get(s, ticket.definition_id)
+        step = tickets.load_step(s, ticket, definition, self.script_engine, now,
+                                 tickets.open_tasks(s, ticket.id))
+        due = [p for p in timers.pending(step.workflow) if p.fire_at <= now]
+        with outbox.collecting() as requested:
+            path = runtime.fire_timers(step.workflow).path
+        for timer in due:
+            step.event("timer_fired", "system",
+                       {"timer": timer.name, "due": timer.fire_at.isoformat(), "path": path})
+        tickets.save(s, step, "system", requested)
+
+    def deliver_notifications(self, settings: mailer.SmtpSettings | None,
+                              limit: int = 100) -> WorkerRound:
+        """Send the e-mails of the outbox that are due (nothing when SMTP is not set up)."""
+        if settings is None:
+            return WorkerRound()
+        with self._writing() as s:
+            sent, failed = mailer.deliver_due(s, settings, self.clock(), limit)
+        return WorkerRound(sent=sent, undelivered=failed)
+
+    def _record_failure(self, task_id: str, actor: Actor, data: dict[str, Any],
+                        err: ProcessError) -> None:
+        with self.db.write() as s:
+            task = s.get(Task, task_id) if isinstance(task_id, str) else None
+            if task is not None:
+                self._failure_row(s, task.ticket_id, task_id, "complete", actor.username, data,
+                                  err, self.clock())
+
+    def _failure_row(self, s: Session, ticket_id: int, task_id: str | None, operation: str,
+                     actor: str, data: dict[str, Any], err: Exception, now,
+                     attempts: int = 1) -> None:
+        message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+        element = getattr(err, "element", None)
+        open_one = s.scalars(
+            select(StepFailure).where(StepFailure.ticket_id == ticket_id,
+                                      StepFailure.operation == operation,
+                                      StepFailure.task_id == task_id,
+                                      StepFailure.resolved_at.is_(None))).first()
+        if open_one is not None:  # the same failure again: one row, counted
+            open_one.attempts += 1
+            open_one.error, open_one.at, open_one.element = message[:4000], now, element
+            return
+        ticket = s.get(Ticket, ticket_id)
+        s.add(StepFailure(ticket_id=ticket_id, task_id=task_id, operation=operation,
+                          actor=actor, data=json.dumps(data, default=str), element=element,
+                          error=message[:4000], at=now, attempts=max(1, attempts)))
+        audit.append(s, [audit.Event(
+            action="step_failed", actor=actor, at=now, data={"error": message[:500],
+                                                            "element": element},
+            ticket_id=ticket_id, ticket_number=ticket.number, task_id=task_id,
+            process_key=ticket.process_key, process_version=ticket.process_version)])
+
+    def failures(self, actor: Actor, open_only: bool = True) -> list[FailureInfo]:
+        """Steps the engine could not finish, newest first (administrators only)."""
+        _require_admin(actor)
+        with self.db.read() as s:
+            query = (select(StepFailure, Ticket.number)
+                     .join(Ticket, Ticket.id == StepFailure.ticket_id)
+                     .order_by(StepFailure.id.desc()).limit(200))
+            if open_only:
+                query = query.where(StepFailure.resolved_at.is_(None))
+            return [_failure_info(f, number) for f, number in s.execute(query)]
+
+    def retry_failure(self, actor: Actor, failure_id: int) -> FailureInfo:
+        """Retry a failed step now: a timer fires again, a completion is replayed as its
+        original actor. Raises the new error (and keeps the failure open) if it fails again.
+        """
+        _require_admin(actor)
+        with self.db.read() as s:
+            failure = s.get(StepFailure, failure_id)
+            if failure is None or failure.resolved_at is not None:
+                raise NotFound(f"no open failure {failure_id}")
+            operation, task_id, who = failure.operation, failure.task_id, failure.actor
+            data, ticket_id = json.loads(failure.data), failure.ticket_id
+        if operation == "timer":
+            try:
+                with self._writing() as s:
+                    s.get(Ticket, ticket_id, with_for_update=True)
+                    self._fire(s, ticket_id, self.clock())
+            except Exception as err:
+                with self.db.write() as s:
+                    self._failure_row(s, ticket_id, None, "timer", "system", {}, err,
+                                      self.clock())
+                raise
+        else:
+            original = self.actor(who)
+            if original is None:
+                raise Conflict(f"user {who} no longer exists; the task must be completed anew")
+            self.complete(original, task_id, data)
+        with self.db.write() as s:
+            failure = s.get(StepFailure, failure_id)
+            failure.resolved_at, failure.resolved_by = self.clock(), actor.username
+            ticket = s.get(Ticket, failure.ticket_id)
+            audit.append(s, [audit.Event(
+                action="failure_retried", actor=actor.username, at=self.clock(),
+                data={"failure": failure_id, "operation": operation}, ticket_id=ticket.id,
+                ticket_number=ticket.number, task_id=task_id, process_key=ticket.process_key,
+                process_version=ticket.process_version)])
+            return _failure_info(failure, ticket.number)
+
+    # -- notifications ------------------------------------------------------------------
+
+    def notifications(self, actor: Actor, page: int = 1, per_page: int = 25,
+                      unread: bool = False) -> Page[NotificationInfo]:
+        """The caller's notifications, newest first."""
+        page, per_page = _paging(page, per_page)
+        with self.db.read() as s:
+            user_id = _user_id(s, actor)
+            where = [Notification.user_id == user_id]
+            if unread:
+                where.append(Notification.read_at.is_(None))
+            total = s.scalar(select(func.count()).select_from(Notification).where(*where))
+            rows = s.execute(
+                select(Notification, Ticket.number).outerjoin(
+                    Ticket, Ticket.id == Notification.ticket_id)
+                .where(*where).order_by(Notification.id.desc())
+                .offset((page - 1) * per_page).limit(per_page)).all()
+            return Page([_notification_info(n, number) for n, number in rows], total or 0,
+                        page, per_page)
+
+    def unread_count(self, actor: Actor) -> int:
+        with self.db.read() as s:
+            return s.scalar(select(func.count()).select_from(Notification).where(
+                Notification.user_id == _user_id(s, actor),
+                Notification.read_at.is_(None))) or 0
+
+    def mark_read(self, actor: Actor, ids: Iterable[int] | None = None) -> int:
+        """Mark the caller's notifications read (all of them when ``ids`` is None)."""
+        with self.db.write() as s:
+            rows = s.scalars(select(Notification).where(
+                Notification.user_id == _user_id(s, actor), Notification.read_at.is_(None)))
+            wanted = None if ids is None else {int(i) for i in ids}
+            count = 0
+            for row in rows:
+                if wanted is None or row.id in wanted:
+                    row.read_at, count = self.clock(), count + 1
+            return count
+
+    def outbox(self, actor: Actor, page: int = 1, per_page: int = 50,
+               state: str | None = None) -> Page[NotificationInfo]:
+        """Every notification with its delivery state (administrators and managers)."""
+        if not (actor.has("admin") or actor.has("manager")):
+            raise Forbidden("only administrators and managers see the outbox")
+        page, per_page = _paging(page, per_page)
+        with self.db.read() as s:
+            where = [Notification.state == state] if state else []
+            total = s.scalar(select(func.count()).select_from(Notification).where(*where))
+            rows = s.execute(
+                select(Notification, Ticket.number, User.username)
+                .outerjoin(Ticket, Ticket.id == Notification.ticket_id)
+                .join(User, User.id == Notification.user_id)
+                .where(*where).order_by(Notification.id.desc())
+                .offset((page - 1) * per_page).limit(per_page)).all()
+            return Page([_notification_info(n, number, user) for n, number, user in rows],
+                        total or 0, page, per_page)
+
+    # -- monitoring and service states --------------------------------------------------
+
+    def receive_event(self, actor: Actor, source: str, service: str, fingerprint: str,
+                      summary: str, severity: str) -> tuple[TicketInfo, bool]:
+        """A monitoring event: open an incident, or add to the open one with the same
+        fingerprint. Returns the incident and whether it is new."""
+        if not actor.has("monitor"):
+            raise Forbidden("only monitoring accounts may post events")
+        values = {"source": source, "service": service, "fingerprint": fingerprint,
+                  "summary": summary, "severity": severity}
+        errors = {k: "required" for k, v in values.items() if not isinstance(v, str) or not v}
+        if not errors and severity not in monitoring.SEVERITIES:
+            errors["severity"] = f"must be one of {', '.join(monitoring.SEVERITIES)}"
+        if not errors and len(summary) > 200:
+            errors["summary"] = "at most 200 characters"
+        _raise_if(errors)
+        with self._writing() as s:
+            svc = s.get(Service, service)
+            if svc is None:
+                raise ValidationFailed("unknown service", {"service": f"no service {service!r}"})
+            now = self.clock()
+            ticket = monitoring.open_incident_for(s, fingerprint[:200])
+            if ticket is not None:
+                audit.append(s, [audit.Event(
+                    action="event_received", actor=actor.username, at=now,
+                    data={**values, "repeat": True}, ticket_id=ticket.id,
+                    ticket_number=ticket.number, process_key=ticket.process_key,
+                    process_version=ticket.process_version)])
+                ticket.updated_at = now
+                created = False
+            else:
+                impact, urgency = monitoring.IMPACT_URGENCY[severity]
+                info = self._start(s, actor, "incident", "incident", {
+                    "title": summary, "description": f"{severity} event from {source} on "
+                    f"{service}: {summary}\nfingerprint: {fingerprint}",
+                    "service": service, "channel": "monitoring", "impact": impact,
+                    "urgency": urgency, "severity": severity, "fingerprint": fingerprint[:200],
+                }, item=None)
+                ticket = s.scalars(select(Ticket).where(Ticket.number == info.number)).one()
+                ticket.fingerprint = fingerprint[:200]
+                created = True
+            if monitoring.set_by_incident(s, svc, severity, ticket, now):
+                audit.append(s, [audit.Event(
+                    action="service_state_changed", actor="system", at=now,
+                    data={"service": service, "state": svc.state}, ticket_id=ticket.id,
+                    ticket_number=ticket.number)])
+            return self._ticket_info(s, ticket, actor), created
+
+    def set_service_state(self, actor: Actor, service: str, state: str,
+                          reason: str = "") -> ServiceInfo:
+        """Set a service's state by hand (e.g. planned maintenance): agents and managers."""
+        if not actor.works_desk:
+            raise Forbidden("only agents and managers may set a service's state")
+        if state not in monitoring.STATES:
+            raise ValidationFailed("invalid state", {
+                "state": f"must be one of {', '.join(monitoring.STATES)}"})
+        if len(reason or "") > 500:
+            raise ValidationFailed("reason too long", {"reason": "at most 500 characters"})
+        with self.db.write() as s:
+            svc = s.get(Service, service)
+            if svc is None:
+                raise NotFound(f"no service {service!r}")
+            now = self.clock()
+            svc.state = state  # recorded as a change by hand even when unchanged
+            s.add(ServiceStateChange(service_key=svc.key, state=state, reason=reason or "",
+                                     ticket_id=None, actor=actor.username, at=now))
+            audit.append(s, [audit.Event(
+                action="service_state_changed", actor=actor.username, at=now,
+                data={"service": service, "state": state, "reason": reason or ""})])
+            return ServiceInfo(svc.key, svc.name, svc.state)
+
+    def status_board(self, actor: Actor) -> list[ServiceStatus]:
+        """Each service's state, why, its open incidents, and when service should be back."""
+        with self.db.read() as s:
+            services = list(s.scalars(select(Service).order_by(Service.name)))
+            open_incidents = list(s.scalars(
+                select(Ticket).where(Ticket.kind == "incident",
+                                     Ticket.status.not_in(monitoring.CLOSED),
+                                     Ticket.service_key.is_not(None))
+                .order_by(Ticket.priority, Ticket.id).limit(500)))
+            board = []
+            for svc in services:
+                last = s.scalars(select(ServiceStateChange)
+                                 .where(ServiceStateChange.service_key == svc.key)
+                                 .order_by(ServiceStateChange.id.desc()).limit(1)).first()
+                mine = [t for t in open_incidents if t.service_key == svc.key
+                        and (t.fingerprint or svc.state != "nominal"
+                             or t.priority in ("P1", "P2"))]
+                dues = [t.due_at for t in mine if t.due_at]
+                board.append(ServiceStatus(
+                    key=svc.key, name=svc.name, state=svc.state,
+                    since=last.at if last else None, reason=last.reason if last else "",
+                    incidents=[_ticket_summary(t, {}) for t in mine],
+                    restore_at=max(dues) if dues and svc.state != "nominal" else None))
+            return board
 
     # -- conversation -----------------------------------------------------------------
 
@@ -767,6 +1086,26 @@ def _version_row(s: Session, key: str, version: int) -> ProcessVersion:
     return row
 
 
+def _require_admin(actor: Actor) -> None:
+    if not actor.has("admin"):
+        raise Forbidden("only administrators see and retry failed steps")
+
+
+def _failure_info(f: StepFailure, number: str) -> FailureInfo:
+    return FailureInfo(
+        id=f.id, ticket=number, task_id=f.task_id, operation=f.operation, actor=f.actor,
+        element=f.element, error=f.error, at=f.at, attempts=f.attempts,
+        resolved_at=f.resolved_at, resolved_by=f.resolved_by)
+
+
+def _notification_info(n: Notification, number: str | None,
+                       user: str | None = None) -> NotificationInfo:
+    return NotificationInfo(
+        id=n.id, kind=n.kind, subject=n.subject, body=n.body, ticket=number,
+        created_at=n.created_at, state=n.state, read=n.read_at is not None,
+        attempts=n.attempts, last_error=n.last_error, user=user)
+
+
 def _require_reporter(actor: Actor) -> None:
     if not access.may_report(actor):
         raise Forbidden("your role cannot open tickets")
@@ -833,6 +1172,7 @@ def _ticket_summary(t: Ticket, names: dict[int, str]) -> TicketInfo:
         channel=t.channel, created_at=t.created_at, updated_at=t.updated_at,
         resolved_at=t.resolved_at, closed_at=t.closed_at, response_due_at=t.response_due_at,
         due_at=t.due_at, process=ProcessRef(t.process_key, t.process_version),
+        paused_at=t.paused_at,
     )
 
 

@@ -70,6 +70,26 @@ def start(workflow: BpmnWorkflow, data: dict[str, Any]) -> StepTrace:
     return trace
 
 
+def fire_timers(workflow: BpmnWorkflow) -> StepTrace:
+    """Fire the timers that are due on the engine's clock and run to the next wait state.
+
+    ``do_engine_steps`` only refreshes timers at its end, so timers armed by the tasks it
+    runs (or already due when armed) need another round.
+    """
+    trace = StepTrace()
+    for _ in range(20):
+        done = len(trace.path)
+        try:
+            workflow.refresh_timers()
+        except (SpiffWorkflowException, SandboxError) as err:
+            raise _wrap(err) from err
+        run_engine(workflow, trace)
+        if len(trace.path) == done:
+            break
+    prune(workflow)
+    return trace
+
+
 def ready_user_tasks(workflow: BpmnWorkflow) -> list[SpiffTask]:
     return workflow.get_tasks(state=TaskState.READY, manual=True)
 

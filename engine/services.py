@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .outbox import notify
+
 
 def fulfil_item(context: dict[str, Any], item: str) -> dict[str, Any]:
     """Automatic fulfilment of standard items.
@@ -19,4 +21,4 @@ def fulfil_item(context: dict[str, Any], item: str) -> dict[str, Any]:
     return {"done": False, "summary": f"no automatic fulfilment for {item}"}
 
 
-SERVICE_OPERATORS = {"fulfil_item": fulfil_item}
+SERVICE_OPERATORS = {"fulfil_item": fulfil_item, "notify": notify}

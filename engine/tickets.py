@@ -14,9 +14,9 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit, runtime
+from . import audit, monitoring, outbox, runtime, timers
 from .bpmn import dump_state, load_state
-from .clock import after
+from .clock import after, instant
 from .definitions import LoadedDefinition
 from .persistence.models import Counter, Membership, Task, Ticket, TicketState, User
 from .sandbox import SandboxScriptEngine
@@ -84,8 +84,12 @@ def open_tasks(session: Session, ticket_id: int) -> list[Task]:
     ))
 
 
-def save(session: Session, step: Step, actor: str) -> None:
-    """Persist the instance, project it into tickets/tasks, and append the audit events."""
+def save(session: Session, step: Step, actor: str,
+         requested: list[dict[str, str]] | None = None) -> None:
+    """Persist the instance, project it into tickets/tasks/timers, notify, and audit.
+
+    ``requested`` holds the notifications the process asked for during the step.
+    """
     variables = runtime.variables(step.workflow)
     blob = dump_state(step.workflow)
     public = json.dumps({k: v for k, v in variables.items() if k not in runtime.INTERNAL_KEYS},
@@ -96,6 +100,12 @@ def save(session: Session, step: Step, actor: str) -> None:
     else:
         step.state.state, step.state.variables = blob, public
     project(session, step, variables, actor)
+    waiting = [] if step.workflow.is_completed() else timers.pending(step.workflow)
+    timers.store(session, step.ticket.id, waiting)
+    if step.ticket.fingerprint and monitoring.follow(session, step.ticket, step.now):
+        step.event("service_state_changed", "system",
+                   {"service": step.ticket.service_key, "state": "nominal"})
+    outbox.for_step(session, step, requested or [])
     audit.append(session, step.events)
 
 
@@ -116,10 +126,17 @@ def project(session: Session, step: Step, variables: dict[str, Any], actor: str)
     ticket.priority = variables.get("priority") or ticket.priority
     if variables.get("service"):
         ticket.service_key = variables["service"]
-    ticket.response_due_at = after(ticket.created_at, variables.get("response_target"))
-    ticket.due_at = after(ticket.created_at, variables.get("resolution_target"))
+    # Processes that compute their deadlines (absolute, pushed back by pauses) say so in
+    # ``response_due_at``/``due_at``; older versions only name the targets.
+    ticket.response_due_at = (instant(variables.get("response_due_at"))
+                              or after(ticket.created_at, variables.get("response_target")))
+    ticket.due_at = (instant(variables.get("due_at"))
+                     or after(ticket.created_at, variables.get("resolution_target")))
+    ticket.paused_at = instant(variables.get("paused_at"))
     ticket.escalation_count = int(variables.get("escalation_count") or 0)
     ticket.reopen_count = int(variables.get("reopen_count") or 0)
+    if isinstance(variables.get("category"), str):  # reports group incidents by it
+        ticket.category = variables["category"][:40] or ticket.category
 
     work_rows, step.open_rows = [], []
     for task in ready:
@@ -128,6 +145,9 @@ def project(session: Session, step: Step, variables: dict[str, Any], actor: str)
         step.open_rows.append(row)
         if not row.for_requester:
             work_rows.append(row)
+    # The ticket is held by its main-line work, not by side tasks such as a breach review
+    # (tasks that carry a ``status`` are the main line).
+    work_rows.sort(key=lambda r: not step.definition.properties(r.name).get("status"))
     if work_rows:
         ticket.group_key, ticket.assignee_id = work_rows[0].group_key, work_rows[0].assignee_id
 
