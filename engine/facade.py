@@ -24,7 +24,9 @@ from . import (
     monitoring,
     outbox,
     queries,
+    reports,
     runtime,
+    throttle,
     tickets,
     timers,
     trace,
@@ -41,6 +43,7 @@ from .dto import (
     ElementChange,
     FailureInfo,
     GroupInfo,
+    KpiSummary,
     MigrationCandidate,
     MigrationResult,
     NotificationInfo,
@@ -48,6 +51,8 @@ from .dto import (
     ProcessRef,
     ProcessVersionInfo,
     ProgressStep,
+    Report,
+    ReportFilters,
     ServiceInfo,
     ServiceStatus,
     TaskInfo,
@@ -87,7 +92,7 @@ from .services import SERVICE_OPERATORS
 MAX_PER_PAGE = 100
 # Process variables a requester may read on their own ticket.
 REQUESTER_VARIABLES = frozenset(
-    {"resolution", "reason", "fields", "comment", "category", "fulfilment"}
+    {"resolution", "reason", "fields", "comment", "category", "fulfilment", "question", "answer"}
 )
 INCIDENT_FIELDS = {"title": (1, 200), "description": (0, 10000)}
 
@@ -139,19 +144,27 @@ class ServiceDesk:
 
     # -- people -----------------------------------------------------------------------
 
-    def authenticate(self, username: str, password: str, channel: str = "web") -> Actor | None:
+    def authenticate(self, username: str, password: str, channel: str = "web",
+                     address: str | None = None) -> Actor | None:
         """The actor for valid credentials, else None (same time either way).
 
-        Both outcomes are audited: ``user_signed_in`` or ``sign_in_refused``.
+        Every outcome is audited: ``user_signed_in``, ``sign_in_refused``, or
+        ``sign_in_throttled`` after too many refusals (``throttle.Throttled`` is raised then,
+        without the password being checked).
         """
         with self.db.write() as s:
-            user = directory.user_by_name(s, username)
-            ok = directory.check_password(user, password, self.hasher)
+            now = self.clock()
+            wait = throttle.wait(s, username, address, now)
+            user = directory.user_by_name(s, username) if wait is None else None
+            ok = wait is None and directory.check_password(user, password, self.hasher)
+            action = throttle.THROTTLED if wait else "user_signed_in" if ok else "sign_in_refused"
             audit.append(s, [audit.Event(
-                action="user_signed_in" if ok else "sign_in_refused",
-                actor=(username or "")[:64] or "anonymous", at=self.clock(),
-                data={"channel": channel})])
-            return directory.actor_of(s, user) if ok else None
+                action=action, actor=throttle.actor_name(username), at=now,
+                data=throttle.sign_in_data(channel, address))])
+            actor = directory.actor_of(s, user) if ok else None
+        if wait:
+            raise throttle.Throttled(wait)
+        return actor
 
     def record_refusal(self, actor: Actor | None, what: str, reason: str) -> None:
         """Audit a refused action (403): who tried what, and why it was refused."""
@@ -403,6 +416,7 @@ class ServiceDesk:
         start_data = {
             **data, "requester": actor.username, "ticket": ticket.number,
             "assignee_hint": None, "reopen_count": 0, "escalation_count": 0,
+            "reported_at": now.isoformat(),
             "resolved_by": None, "resolved_group": None,
         }
         workflow = tickets.new_workflow(definition, self.script_engine)
@@ -835,6 +849,23 @@ class ServiceDesk:
                     incidents=[_ticket_summary(t, {}) for t in mine],
                     restore_at=max(dues) if dues and svc.state != "nominal" else None))
             return board
+
+    # -- reports ----------------------------------------------------------------------
+
+    def report_kpis(self, actor: Actor, filters: ReportFilters) -> KpiSummary:
+        """The headline KPIs of a period (managers and auditors); SQL aggregates only."""
+        reports.require_reader(actor)
+        with self.db.read() as s:
+            now = self.clock()
+            return reports.kpis(s, reports.resolve(s, filters, now), now)
+
+    def report(self, actor: Actor, filters: ReportFilters,
+               charts: Iterable[str] | None = None) -> Report:
+        """The KPIs and the numbers of each chart of /reports (or only of ``charts``)."""
+        reports.require_reader(actor)
+        with self.db.read() as s:
+            now = self.clock()
+            return reports.report(s, reports.resolve(s, filters, now), now, charts)
 
     # -- conversation -----------------------------------------------------------------
 

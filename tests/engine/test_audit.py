@@ -22,7 +22,8 @@ def test_each_action_writes_its_events_with_actor_data_and_version(life, desk):
     completed = events[2]
     assert completed.data["entered"] == QUALIFY_RESOLVE
     assert completed.data["changed"]["priority"] == "P2"
-    assert completed.data["path"][:3] == ["set_priority", "set_targets", "qualify_action"]
+    assert completed.data["path"][:4] == ["set_priority", "set_targets", "set_deadlines",
+                                          "major_incident"]
     assert completed.process.key == "incident" and completed.process.version == 1
     assert events[4].data == {"from": "new", "to": "resolved"}
 
