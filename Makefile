@@ -7,12 +7,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help venv node_modules chromium install db run test lint bench clean
+.PHONY: help venv node_modules chromium install db run test test-slow lint bench clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
 	@echo "make TARGET, where TARGET is one of:"
-	@grep -E '^[a-z_]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## create .venv and install the project with its test tools
 
@@ -43,7 +43,8 @@ db: install ## create or upgrade the database, seed the demo data, deploy proces
 	$(BIN)/guichet demo-data
 	$(BIN)/guichet deploy
 
-run: db ## serve http://$HOST:$PORT (default 127.0.0.1:5000)
+run: db ## serve http://$HOST:$PORT (default 127.0.0.1:5000) with one worker beside it
+	$(BIN)/guichet worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/guichet serve --host $${HOST:-127.0.0.1} --port $${PORT:-5000}
 
 test: install chromium ## lint, the suite on SQLite, then on PostgreSQL (without browser tests)
@@ -52,12 +53,25 @@ test: install chromium ## lint, the suite on SQLite, then on PostgreSQL (without
 	@url=$$(scripts/test-postgres-url); \
 	if [ -n "$$url" ]; then \
 	  echo "== PostgreSQL half, on $$url"; \
-	  TEST_DATABASE_URL=$$url $(BIN)/pytest -m "not browser"; \
+	  TEST_DATABASE_URL=$$url $(BIN)/pytest -m "not browser and not slow"; \
 	elif [ "$${GUICHET_REQUIRE_POSTGRES:-}" = 1 ]; then \
 	  echo "FAILED: GUICHET_REQUIRE_POSTGRES=1 but no PostgreSQL server could be found or started." >&2; \
 	  exit 1; \
 	else \
 	  echo "== PostgreSQL is not available: the PostgreSQL half of the suite was SKIPPED" >&2; \
+	fi
+
+test-slow: install ## crash and load tests: real gunicorn on PostgreSQL (LOAD_SECONDS=60)
+	@url=$$(scripts/test-postgres-url); \
+	if [ -n "$$url" ]; then \
+	  echo "== slow tests, on the server of $$url (databases guichet_slow_*)"; \
+	  TEST_DATABASE_URL=$$url GUICHET_LOAD_SECONDS=$${LOAD_SECONDS:-60} \
+	    $(BIN)/pytest -m slow tests/slow; \
+	elif [ "$${GUICHET_REQUIRE_POSTGRES:-}" = 1 ]; then \
+	  echo "FAILED: GUICHET_REQUIRE_POSTGRES=1 but no PostgreSQL server could be found or started." >&2; \
+	  exit 1; \
+	else \
+	  echo "== PostgreSQL is not available: the slow tests were SKIPPED" >&2; \
 	fi
 
 lint: venv ## ruff

@@ -68,13 +68,20 @@ def for_step(session: Session, step: Step, requested: list[dict[str, str]]) -> i
     rows = {row.id: row for row in step.open_rows}
     messages: list[_Message] = []
     label = f"{ticket.number} {ticket.title}"
+    status = None
     for event in step.events:
         if event.action == "ticket_status_changed":
-            to = str(event.data.get("to", "")).replace("_", " ")
-            messages.append(_Message(ticket.requester_id, "status",
-                                     f"{ticket.number} is now {to}", f"{label}\nStatus: {to}"))
+            status = str(event.data.get("to", "")).replace("_", " ")
         elif event.action == "task_created" and event.task_id in rows:
             messages += _task_messages(session, ticket, rows[event.task_id], label)
+    if status:
+        asked = [m for m in messages if m.user_id == ticket.requester_id]
+        if asked:  # one message to the requester: the task that waits on them, and why
+            asked[0].body += f"\nStatus: {status}"
+        else:
+            messages.append(_Message(ticket.requester_id, "status",
+                                     f"{ticket.number} is now {status}",
+                                     f"{label}\nStatus: {status}"))
     for request in requested:
         for user_id in _audience(session, ticket, request["audience"]):
             messages.append(_Message(user_id, request["kind"],

@@ -136,6 +136,40 @@ def serve(host: str, port: int, workers: int) -> None:
     _App().run()
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Process what is due now, then exit.")
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between rounds when nothing is due.")
+@click.option("--batch", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Tickets (and e-mails) per round.")
+def worker(once: bool, interval: float, batch: int) -> None:
+    """Fire due timers (SLA, auto-close) and send notifications; safe to run several."""
+    import signal
+    import threading
+
+    from engine import worker as work
+    from engine.mailer import SmtpSettings
+
+    smtp = SmtpSettings.from_env()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if not once:
+        where = f"SMTP {smtp.host}:{smtp.port}" if smtp else "no SMTP (GUICHET_SMTP_HOST unset)"
+        click.echo(f"worker started on {_database_url()}, {where}")
+
+    def report(done) -> None:
+        click.echo(f"fired {done.fired} ticket timer(s), {done.failed} failed; "
+                   f"sent {done.sent} e-mail(s), {done.undelivered} not delivered", err=False)
+
+    with _desk() as desk:
+        total = work.run(desk, smtp, once=once, interval=interval, batch=batch, stop=stop,
+                         report=report)
+    if once:
+        click.echo(f"done: {total.fired} fired, {total.failed} failed, {total.sent} sent, "
+                   f"{total.undelivered} not delivered")
+
+
 @main.group()
 def audit() -> None:
     """The audit trail."""
