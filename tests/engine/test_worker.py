@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from engine import worker
+from engine import Forbidden, worker
 from engine.mailer import SmtpSettings
 from engine.persistence.models import AuditEvent, Notification, StepFailure, Ticket
 from tests.conftest import POSTGRES_URL, QUALIFY_RESOLVE, make_desk
@@ -23,7 +23,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], str]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                               envelope.content.decode("utf8", "replace")))
         return "250 OK"
@@ -128,7 +128,7 @@ def test_a_failing_ticket_is_recorded_retried_later_and_does_not_block_others(li
     clock.advance(minutes=1)
     assert desk.fire_due_timers().failed == 1
     assert desk.failures(life.user("admin"))[0].attempts == 2
-    with pytest.raises(Exception):
+    with pytest.raises(Forbidden):
         desk.failures(life.user("sam"))
 
 
@@ -204,8 +204,8 @@ def test_cli_worker_once(life, desk, database_url, clock, monkeypatch):
     life.complete(ticket, "qualify", as_="sam", data=QUALIFY_RESOLVE)
     # the CLI runs on the wall clock: make the auto-close timer due by moving it back
     with desk.db.write() as s:
-        from engine.persistence.models import TicketState, Timer
         from engine.bpmn import dump_state, load_state
+        from engine.persistence.models import TicketState, Timer
 
         ticket_id = s.scalar(select(Ticket.id).where(Ticket.number == ticket.number))
         definition = desk.definitions.get(s, s.get(Ticket, ticket_id).definition_id)
