@@ -8,9 +8,12 @@ from typing import Any
 from engine import (
     AuditEventInfo,
     CatalogItemInfo,
+    FailureInfo,
+    NotificationInfo,
     Page,
     ProcessVersionInfo,
     ServiceInfo,
+    ServiceStatus,
     TaskInfo,
     TicketInfo,
 )
@@ -37,6 +40,7 @@ def ticket(t: TicketInfo, full: bool = True) -> dict[str, Any]:
         "channel": t.channel, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at),
         "resolved_at": iso(t.resolved_at), "closed_at": iso(t.closed_at),
         "response_due_at": iso(t.response_due_at), "due_at": iso(t.due_at),
+        "paused_at": iso(t.paused_at),
         "process": {"key": t.process.key, "version": t.process.version},
     }
     if full:
@@ -76,3 +80,22 @@ def page(p: Page, convert) -> dict[str, Any]:
 
 def listing(items: list, convert) -> dict[str, Any]:
     return {"items": [convert(x) for x in items], "total": len(items)}
+
+
+def notification(n: NotificationInfo) -> dict[str, Any]:
+    return {"id": n.id, "kind": n.kind, "subject": n.subject, "body": n.body,
+            "ticket": n.ticket, "created_at": iso(n.created_at), "state": n.state,
+            "read": n.read, "attempts": n.attempts, "last_error": n.last_error, "user": n.user}
+
+
+def service_status(s: ServiceStatus) -> dict[str, Any]:
+    return {"key": s.key, "name": s.name, "state": s.state, "since": iso(s.since),
+            "reason": s.reason, "restore_at": iso(s.restore_at),
+            "incidents": [ticket(t, full=False) for t in s.incidents]}
+
+
+def failure(f: FailureInfo) -> dict[str, Any]:
+    return {"id": f.id, "ticket": f.ticket, "task_id": f.task_id, "operation": f.operation,
+            "actor": f.actor, "element": f.element, "error": f.error, "at": iso(f.at),
+            "attempts": f.attempts, "resolved_at": iso(f.resolved_at),
+            "resolved_by": f.resolved_by}

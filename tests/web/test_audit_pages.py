@@ -289,7 +289,7 @@ def test_auditors_get_403_on_every_write_of_the_api_and_the_pages(app, api, page
     life.report(as_="bob", title="Second")
     qualify = life.task("INC-000002", "qualify")
     values = {"number": ticket.number, "task_id": qualify.id, "key": "incident",
-              "item": "access", "version": "1"}
+              "item": "access", "version": "1", "failure_id": "1"}
     xml = (PROCESSES / "incident.bpmn").read_text().replace("Close the incident", "Close it")
     bodies = {
         "/api/v1/incidents": {"json": {"title": "Auditor's incident"}},

@@ -222,7 +222,7 @@ def test_unexpected_errors_show_a_500_page_without_details(pages, desk, monkeypa
     def broken():
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(desk, "services", broken)
+    monkeypatch.setattr(desk, "status_board", broken)
     r = pages.get("/status")
     assert r.status_code == 500
     assert "Something went wrong on our side" in r.text

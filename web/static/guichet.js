@@ -43,3 +43,34 @@
     });
   });
 })();
+
+/* Countdowns to due dates ("3 h 20 min left", "overdue by 5 min"), re-counted every
+ * 30 seconds from the data-due attribute the server rendered them with. */
+(function () {
+  "use strict";
+
+  function words(seconds) {
+    var days = Math.floor(seconds / 86400);
+    var hours = Math.floor((seconds % 86400) / 3600);
+    var minutes = Math.floor((seconds % 3600) / 60);
+    if (days) return days + " d " + hours + " h";
+    if (hours) return hours + " h " + minutes + " min";
+    return minutes ? minutes + " min" : "under 1 min";
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-due]").forEach(function (el) {
+      var due = Date.parse(el.getAttribute("data-due"));
+      if (isNaN(due)) return;
+      var seconds = Math.round((due - now) / 1000);
+      el.textContent = seconds < 0 ? "overdue by " + words(-seconds) : words(seconds) + " left";
+      el.classList.toggle("is-overdue", seconds < 0);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!document.querySelector(".countdown[data-due]")) return;
+    window.setInterval(tick, 30000);
+  });
+})();

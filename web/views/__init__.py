@@ -12,9 +12,9 @@ __all__ = ["load_user", "register_views"]
 def register_views(app: Flask) -> None:
     """Register the page blueprints, their error pages and template helpers."""
     from .. import vendor
-    from . import audit, auth, desk, portal, processes, status, tickets
+    from . import admin, audit, auth, desk, notifications, portal, processes, status, tickets
 
-    for module in (auth, portal, desk, tickets, status, audit, processes):
+    for module in (auth, portal, desk, tickets, status, audit, processes, notifications, admin):
         app.register_blueprint(module.bp)
     app.register_blueprint(vendor.bp)
     register_error_pages(app)

@@ -28,7 +28,8 @@ from ..facade import desk
 
 TICKET_STATUSES = [
     ("new", "New"), ("in_progress", "In progress"), ("pending_approval", "Pending approval"),
-    ("resolved", "Resolved"), ("closed", "Closed"), ("rejected", "Rejected"),
+    ("awaiting_requester", "Awaiting requester"), ("resolved", "Resolved"),
+    ("closed", "Closed"), ("rejected", "Rejected"),
 ]
 PRIORITIES = [("P1", "P1 critical"), ("P2", "P2 high"), ("P3", "P3 moderate"),
               ("P4", "P4 low"), ("P5", "P5 planning")]
@@ -239,7 +240,38 @@ def json_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def time_left(due: datetime | None) -> dict[str, Any]:
+    """``{"text", "overdue"}``: how long until ``due`` on the engine's clock, in words."""
+    if due is None:
+        return {"text": "", "overdue": False}
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    seconds = int((due - desk().clock()).total_seconds())
+    words = _duration(abs(seconds))
+    if seconds < 0:
+        return {"text": f"overdue by {words}", "overdue": True}
+    return {"text": f"{words} left", "overdue": False}
+
+
+def _duration(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else "under 1 min"
+
+
+def unread_notifications() -> int:
+    """The signed-in user's unread notifications (one indexed count)."""
+    user = g.get("user")
+    return desk().unread_count(user) if user else 0
+
+
 def register_template_helpers(app: Flask) -> None:
+    app.add_template_filter(time_left, "time_left")
     app.add_template_filter(format_dt, "dt")
     app.add_template_filter(iso_dt, "isodt")
     app.add_template_filter(humanize, "humanize")
@@ -255,6 +287,7 @@ def register_template_helpers(app: Flask) -> None:
         is_staff=is_staff,
         url_with=url_with,
         initials=initials,
+        unread_notifications=unread_notifications,
     )
 
 
