@@ -167,7 +167,10 @@ def test_spiff_properties_scripts_conditions_and_forms_round_trip(sign_in, desk)
     assert "resolution_count = 1" in xml
     assert 'action == "resolve" and impact != "high"' in xml
     assert "<spiffworkflow:calledDecisionId>priority</spiffworkflow:calledDecisionId>" in xml
-    assert '<spiffworkflow:serviceTaskOperator' not in xml  # only service_request has one
+    # what the panel does not edit survives the round trip: operators, timers, data objects
+    assert '<spiffworkflow:serviceTaskOperator id="notify" resultVariable="major_alert">' in xml
+    assert ">due_at</bpmn:timeDate>" in xml and '>"P3D"</bpmn:timeDuration>' in xml
+    assert 'dataObjectRef="sla_breached"' in xml
     forms = desk.version_forms("incident", 2)
     assert forms["incident_qualify.schema.json"]["title"] == "Qualify the incident (v2)"
     before = desk.version_forms("incident", 1)["incident_qualify.schema.json"]
