@@ -12,11 +12,15 @@ import time
 from copy import deepcopy
 from typing import Any
 
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
 from SpiffWorkflow.util.task import TaskState
+
+from engine.clock import utcnow
+from engine.scripting import time_functions
 
 from .common import PROCESSES
 
@@ -39,14 +43,15 @@ def start_data(number: str) -> dict[str, Any]:
     """What the facade gives a new incident's process (engine/facade.py ``_start``)."""
     return {**INCIDENT, "channel": "portal", "requester": "alice", "ticket": number,
             "assignee_hint": None, "reopen_count": 0, "escalation_count": 0,
-            "resolved_by": None, "resolved_group": None}
+            "resolved_by": None, "resolved_group": None, "reported_at": utcnow().isoformat()}
 
 
 # -- bare SpiffWorkflow -------------------------------------------------------------------
 
 
 class Bare:
-    """SpiffWorkflow alone, in memory, with its default script engine."""
+    """SpiffWorkflow alone, in memory, with its default (unsandboxed) script engine given
+    the same three time functions the processes call."""
 
     def __init__(self) -> None:
         parser = SpiffBpmnParser(validator=VALIDATOR)
@@ -55,11 +60,14 @@ class Bare:
         parser.add_bpmn_file(str(PROCESSES / "incident.bpmn"))
         self.spec = parser.get_spec("incident")
         self.subprocess_specs = parser.get_subprocess_specs("incident")
+        self.script_engine = PythonScriptEngine(
+            environment=TaskDataEnvironment(time_functions(utcnow)))
         self.count = 0
 
     def start(self) -> BpmnWorkflow:
         self.count += 1
-        workflow = BpmnWorkflow(self.spec, self.subprocess_specs)
+        workflow = BpmnWorkflow(self.spec, self.subprocess_specs,
+                                script_engine=self.script_engine)
         data = start_data(f"INC-{self.count:06d}")
         workflow.task_tree.data.update(deepcopy(data))
         for task in workflow.get_tasks(state=TaskState.READY):
@@ -123,6 +131,7 @@ class NaiveStore:
              data: dict[str, Any]) -> None:
         self.begin()
         workflow = SERIALIZER.deserialize_json(self.read(wid))
+        workflow.script_engine = self.bare.script_engine  # not serialized
         self.bare.step(workflow, name, actor, group, data)
         self.write(wid, SERIALIZER.serialize_json(workflow))
         self.commit()
