@@ -90,6 +90,7 @@ from .scripting import DeskScriptEngine
 from .services import SERVICE_OPERATORS
 
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000  # beyond, the row offset no longer fits the databases' integers
 # Process variables a requester may read on their own ticket.
 REQUESTER_VARIABLES = frozenset(
     {"resolution", "reason", "fields", "comment", "category", "fulfilment", "question", "answer"}
@@ -601,7 +602,8 @@ class ServiceDesk:
         definition = self.definitions.get(s, ticket.definition_id)
         step = tickets.load_step(s, ticket, definition, self.script_engine, now,
                                  tickets.open_tasks(s, ticket.id))
-        due = [p for p in timers.pending(step.workflow) if p.fire_at <= now]
+        due = [p for p in step.timers_before if p.fire_at <= now]
+        step.timers_before = None  # rewrite the rows whatever happens: they brought us here
         with outbox.collecting() as requested:
             path = runtime.fire_timers(step.workflow).path
         for timer in due:
@@ -1110,6 +1112,8 @@ def _upload(s: Session, key: str, xml: str | bytes,
 
 
 def _version_row(s: Session, key: str, version: int) -> ProcessVersion:
+    if not isinstance(version, int) or not 0 < version < 2**31:  # no database integer is larger
+        raise NotFound(f"{key} has no version {version}")
     row = s.scalars(select(ProcessVersion).where(ProcessVersion.key == key,
                                                  ProcessVersion.version == version)).first()
     if row is None:
@@ -1175,9 +1179,9 @@ def _paging(page: Any, per_page: Any) -> tuple[int, int]:
     except (TypeError, ValueError) as err:
         raise ValidationFailed("page and per_page must be whole numbers",
                                {"page": "Must be a whole number."}) from err
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise ValidationFailed("page must be at least 1 and per_page between 1 and 100",
-                               {"page": "Out of range."})
+    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= MAX_PER_PAGE:
+        raise ValidationFailed(f"page must be between 1 and {MAX_PAGE} and per_page between 1 "
+                               "and 100", {"page": "Out of range."})
     return page, per_page
 
 

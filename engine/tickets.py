@@ -36,6 +36,8 @@ class Step:
     state: TicketState | None = None  # the stored row, when the ticket already has one
     open_rows: list[Task] = field(default_factory=list)  # task rows ready before the step
     events: list[audit.Event] = field(default_factory=list)
+    # The timers the instance waited on before the step (None: unknown, rewrite the rows).
+    timers_before: list[timers.Pending] | None = field(default_factory=list)
 
     def event(self, action: str, actor: str, data: dict[str, Any], task: Task | None = None):
         self.events.append(audit.Event(
@@ -73,7 +75,8 @@ def load_step(
     state = session.get(TicketState, ticket.id)
     workflow = load_state(state.state, definition.spec, definition.subprocess_specs)
     workflow.script_engine = engine  # not serialized: re-attach the sandbox every time
-    return Step(ticket, definition, workflow, now, state, list(open_rows))
+    return Step(ticket, definition, workflow, now, state, list(open_rows),
+                timers_before=timers.pending(workflow))
 
 
 def open_tasks(session: Session, ticket_id: int) -> list[Task]:
@@ -101,7 +104,8 @@ def save(session: Session, step: Step, actor: str,
         step.state.state, step.state.variables = blob, public
     project(session, step, variables, actor)
     waiting = [] if step.workflow.is_completed() else timers.pending(step.workflow)
-    timers.store(session, step.ticket.id, waiting)
+    if waiting != step.timers_before:  # most steps leave the timers as they were
+        timers.store(session, step.ticket.id, waiting)
     if step.ticket.fingerprint and monitoring.follow(session, step.ticket, step.now):
         step.event("service_state_changed", "system",
                    {"service": step.ticket.service_key, "state": "nominal"})
