@@ -3,11 +3,13 @@ PostgreSQL floor (the naive whole-blob step loop in 4 processes) for the same du
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import multiprocessing
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -62,8 +64,8 @@ def run(section: Section, args) -> None:
         # The floor runs half before and half after the HTTP run: load that comes and
         # goes on the machine weighs on both alike.
         before = _floor(seconds / 2)
-        server = _Gunicorn(url)
-        tokens = {u: _token(server.port, u) for _, u in users}
+        server = Gunicorn(url)
+        tokens = {u: sign_in(server.port, u) for _, u in users}
         outcome = _drive(server.port, users, tokens, seconds, cap=4 * tickets)
         server.stop()
         server = None
@@ -145,8 +147,10 @@ def _users(desk, roles: dict[str, int]) -> list[tuple[str, str]]:
     return users
 
 
-class _Gunicorn:
-    def __init__(self, url: str) -> None:
+class Gunicorn:
+    """``gunicorn 'web:create_app()'`` on a free port, in a process group of its own."""
+
+    def __init__(self, url: str, workers: int = WORKERS, threads: int = 1) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -156,15 +160,16 @@ class _Gunicorn:
         gunicorn = Path(sys.executable).parent / "gunicorn"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(gunicorn), "-w", str(WORKERS), "-b", f"127.0.0.1:{self.port}",
-                 "--timeout", "120", "--log-level", "warning", "web:create_app()"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                [str(gunicorn), "-w", str(workers), "--threads", str(threads),
+                 "-b", f"127.0.0.1:{self.port}", "--timeout", "120", "--log-level", "warning",
+                 "web:create_app()"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
             try:
-                status, _, _ = _call(self.port, "GET", "/api/v1/openapi.json")
+                status, _, _ = call(self.port, "GET", "/api/v1/openapi.json")
                 if status == 200:
                     return
             except OSError:
@@ -179,12 +184,17 @@ class _Gunicorn:
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the master and every worker at once, as a power cut would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
-def _call(port: int, method: str, path: str, token: str | None = None,
-          body: dict | None = None) -> tuple[int, object, float]:
+def call(port: int, method: str, path: str, token: str | None = None,
+         body: dict | None = None) -> tuple[int, object, float]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     payload = None
     if body is not None:
@@ -206,9 +216,9 @@ def _call(port: int, method: str, path: str, token: str | None = None,
     return response.status, data, seconds
 
 
-def _token(port: int, username: str) -> str:
-    status, data, _ = _call(port, "POST", "/api/v1/token",
-                            body={"username": username, "password": "demo"})
+def sign_in(port: int, username: str) -> str:
+    status, data, _ = call(port, "POST", "/api/v1/token",
+                           body={"username": username, "password": "demo"})
     if status != 200:
         raise RuntimeError(f"cannot sign in as {username}: {status} {data}")
     return data["token"]
@@ -225,26 +235,44 @@ class _Outcome:
     inbox: list[float] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    # What the server acknowledged: (task id, task name, ticket number) of each 200
+    # completion, and the numbers of the incidents reported (201).
+    completed: list[tuple[str, str, str]] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    reports: list[float] = field(default_factory=list)  # seconds per POST /incidents
 
 
 def _drive(port: int, users: list[tuple[str, str]], tokens: dict[str, str], seconds: float,
-           cap: int) -> _Outcome:
+           cap: int, report: float = 0.0) -> _Outcome:
+    """Agents until ``seconds`` pass or ``cap`` completions; before each inbox read a
+    requester reports a new incident with probability ``report``."""
     outcome = _Outcome()
     lock = threading.Lock()
     stop = threading.Event()
     deadline = time.perf_counter() + seconds
 
     def agent(index: int, role: str, username: str) -> None:
+        try:
+            work(index, role, username)
+        except Exception as err:  # counted as an error, not lost with a dying thread
+            with lock:
+                outcome.errors += 1
+                outcome.samples.append(f"{username}: {type(err).__name__}: {err}")
+
+    def work(index: int, role: str, username: str) -> None:
         rng = random.Random(index)
         token, page = tokens[username], 1
         mine = _Outcome()
         while not stop.is_set() and time.perf_counter() < deadline:
+            if role == "requester" and report and rng.random() < report:
+                _report(port, token, index, mine)
+                continue
             try:
-                status, body, took = _call(port, "GET", f"/api/v1/tasks?per_page=25&page={page}",
-                                           token)
-            except OSError as err:
+                status, body, took = call(port, "GET", f"/api/v1/tasks?per_page=25&page={page}",
+                                          token)
+            except (OSError, http.client.HTTPException) as err:
                 mine.inbox_errors += 1
-                mine.samples.append(f"GET /tasks: {err}")
+                mine.samples.append(f"GET /tasks: {err!r}")
                 continue
             mine.inbox.append(took)
             if status != 200:
@@ -262,14 +290,15 @@ def _drive(port: int, users: list[tuple[str, str]], tokens: dict[str, str], seco
             page = rng.randint(1, 4) if role == "desk" else 1
             task = rng.choice(tasks)
             try:
-                status, body, took = _call(port, "POST", f"/api/v1/tasks/{task['id']}/complete",
-                                           token, {"data": DATA[task["name"]]})
-            except OSError as err:
+                status, body, took = call(port, "POST", f"/api/v1/tasks/{task['id']}/complete",
+                                          token, {"data": DATA[task["name"]]})
+            except (OSError, http.client.HTTPException) as err:
                 mine.errors += 1
-                mine.samples.append(f"POST complete: {err}")
+                mine.samples.append(f"POST complete: {err!r}")
                 continue
             if status == 200:
                 mine.latencies.append(took)
+                mine.completed.append((task["id"], task["name"], task["ticket"]))
                 with lock:
                     outcome.completions += 1
                     if outcome.completions >= cap:
@@ -287,6 +316,9 @@ def _drive(port: int, users: list[tuple[str, str]], tokens: dict[str, str], seco
             outcome.latencies += mine.latencies
             outcome.inbox += mine.inbox
             outcome.samples += mine.samples[:5]
+            outcome.completed += mine.completed
+            outcome.created += mine.created
+            outcome.reports += mine.reports
 
     threads = [threading.Thread(target=agent, args=(i, role, username), daemon=True)
                for i, (role, username) in enumerate(users)]
@@ -297,6 +329,24 @@ def _drive(port: int, users: list[tuple[str, str]], tokens: dict[str, str], seco
         t.join()
     outcome.elapsed = time.perf_counter() - began
     return outcome
+
+
+def _report(port: int, token: str, index: int, mine: _Outcome) -> None:
+    """A requester reports an incident: 201 is an acknowledged ticket."""
+    body = {"title": f"Load test incident from agent {index}",
+            "description": "Reported during the load run", "service": "vpn"}
+    try:
+        status, answer, took = call(port, "POST", "/api/v1/incidents", token, body)
+    except (OSError, http.client.HTTPException) as err:
+        mine.errors += 1
+        mine.samples.append(f"POST /incidents: {err!r}")
+        return
+    if status == 201:
+        mine.reports.append(took)
+        mine.created.append(answer["number"])
+    else:
+        mine.errors += 1
+        mine.samples.append(f"POST /incidents {status}: {answer}")
 
 
 def _floor(seconds: float) -> tuple[float, bool]:
