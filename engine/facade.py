@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -409,7 +409,7 @@ class ServiceDesk:
             number=tickets.next_number(s, kind), kind=kind, title=data["title"],
             description=data["description"], status="new", requester_id=user.id,
             service_key=data.get("service"), item_key=item, channel=data["channel"],
-            created_at=now, updated_at=now, definition_id=definition.id,
+            fingerprint=data.get("fingerprint"), created_at=now, updated_at=now, definition_id=definition.id,
             process_key=definition.key, process_version=definition.version,
         )
         s.add(ticket)
@@ -795,7 +795,6 @@ class ServiceDesk:
                     "urgency": urgency, "severity": severity, "fingerprint": fingerprint[:200],
                 }, item=None)
                 ticket = s.scalars(select(Ticket).where(Ticket.number == info.number)).one()
-                ticket.fingerprint = fingerprint[:200]
                 created = True
             if monitoring.set_by_incident(s, svc, severity, ticket, now):
                 audit.append(s, [audit.Event(
@@ -831,19 +830,22 @@ class ServiceDesk:
         """Each service's state, why, its open incidents, and when service should be back."""
         with self.db.read() as s:
             services = list(s.scalars(select(Service).order_by(Service.name)))
+            troubled = [svc.key for svc in services if svc.state != "nominal"]
+            # Incidents that affect a service: from monitoring, major ones, and every open
+            # incident of a service that is not nominal (open statuses are indexed).
             open_incidents = list(s.scalars(
-                select(Ticket).where(Ticket.kind == "incident",
-                                     Ticket.status.not_in(monitoring.CLOSED),
-                                     Ticket.service_key.is_not(None))
+                select(Ticket).where(
+                    Ticket.status.in_(monitoring.OPEN), Ticket.kind == "incident",
+                    Ticket.service_key.is_not(None),
+                    or_(Ticket.fingerprint.is_not(None), Ticket.priority.in_(("P1", "P2")),
+                        Ticket.service_key.in_(troubled)))
                 .order_by(Ticket.priority, Ticket.id).limit(500)))
             board = []
             for svc in services:
                 last = s.scalars(select(ServiceStateChange)
                                  .where(ServiceStateChange.service_key == svc.key)
                                  .order_by(ServiceStateChange.id.desc()).limit(1)).first()
-                mine = [t for t in open_incidents if t.service_key == svc.key
-                        and (t.fingerprint or svc.state != "nominal"
-                             or t.priority in ("P1", "P2"))]
+                mine = [t for t in open_incidents if t.service_key == svc.key]
                 dues = [t.due_at for t in mine if t.due_at]
                 board.append(ServiceStatus(
                     key=svc.key, name=svc.name, state=svc.state,

@@ -24,12 +24,13 @@ SERVICE_STATE = {"critical": "interrupted", "major": "degraded", "minor": "degra
 STATES = ("nominal", "degraded", "interrupted", "maintenance")
 _WORSE = {"nominal": 0, "maintenance": 1, "degraded": 2, "interrupted": 3}
 CLOSED = ("resolved", "closed", "rejected")
+OPEN = ("new", "in_progress", "pending_approval", "awaiting_requester")
 
 
 def open_incident_for(session: Session, fingerprint: str) -> Ticket | None:
     """The open incident already opened for this fingerprint, if any (by index)."""
     return session.scalars(
-        select(Ticket).where(Ticket.fingerprint == fingerprint, Ticket.status.not_in(CLOSED))
+        select(Ticket).where(Ticket.fingerprint == fingerprint, Ticket.status.in_(OPEN))
         .order_by(Ticket.id.desc()).limit(1).with_for_update()
     ).first()
 
@@ -65,7 +66,7 @@ def follow(session: Session, ticket: Ticket, now: datetime) -> bool:
         return False
     others = session.scalar(
         select(Ticket.id).where(Ticket.service_key == service.key, Ticket.id != ticket.id,
-                                Ticket.fingerprint.is_not(None), Ticket.status.not_in(CLOSED))
+                                Ticket.fingerprint.is_not(None), Ticket.status.in_(OPEN))
         .limit(1))
     if others is not None:
         return False
