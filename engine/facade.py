@@ -409,8 +409,9 @@ class ServiceDesk:
             number=tickets.next_number(s, kind), kind=kind, title=data["title"],
             description=data["description"], status="new", requester_id=user.id,
             service_key=data.get("service"), item_key=item, channel=data["channel"],
-            fingerprint=data.get("fingerprint"), created_at=now, updated_at=now, definition_id=definition.id,
-            process_key=definition.key, process_version=definition.version,
+            fingerprint=data.get("fingerprint"), created_at=now, updated_at=now,
+            definition_id=definition.id, process_key=definition.key,
+            process_version=definition.version,
         )
         s.add(ticket)
         s.flush()
