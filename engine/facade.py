@@ -278,11 +278,15 @@ class ServiceDesk:
             waiting: dict[str, tuple[int, list[str]]] = {}
             for number, version, task in rows:
                 waiting.setdefault(number, (version, []))[1].extend([task] if task else [])
-            result = []
+            result, old = [], {}
             for number, (version, names) in waiting.items():
-                blocked = versions.blocking_tasks(names, elements)
-                reason = (f"waits on {', '.join(blocked)}, which version {target.version} "
-                          "does not have" if blocked else
+                if version not in old:
+                    old[version] = json.loads(_version_row(s, key, version).elements)
+                blocked = versions.blocking_tasks(names, elements, old[version])
+                reason = ("waits on " + ", ".join(f"{name}, which {why} in version "
+                                                  f"{target.version}"
+                                                  for name, why in blocked.items())
+                          if blocked else
                           f"waits on {', '.join(names) or 'nothing'}, present in version "
                           f"{target.version}")
                 result.append(MigrationCandidate(number, version, target.version,
@@ -309,8 +313,9 @@ class ServiceDesk:
                                .with_for_update()).one()
             target = self._target_version(s, key, candidate.to_version)
             open_rows = tickets.open_tasks(s, ticket.id)
-            blocked = versions.blocking_tasks([t.name for t in open_rows],
-                                              json.loads(target.elements))
+            blocked = versions.blocking_tasks(
+                [t.name for t in open_rows], json.loads(target.elements),
+                json.loads(_version_row(s, key, ticket.process_version).elements))
             if ticket.process_version != candidate.from_version or blocked:
                 return MigrationResult(ticket.number, False, "the ticket moved on meanwhile")
             old = self.definitions.get(s, ticket.definition_id)
@@ -670,7 +675,8 @@ class ServiceDesk:
         """
         _require_admin(actor)
         with self.db.read() as s:
-            failure = s.get(StepFailure, failure_id)
+            known = isinstance(failure_id, int) and 0 < failure_id < 2**31  # an INTEGER id
+            failure = s.get(StepFailure, failure_id) if known else None
             if failure is None or failure.resolved_at is not None:
                 raise NotFound(f"no open failure {failure_id}")
             operation, task_id, who = failure.operation, failure.task_id, failure.actor

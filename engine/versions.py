@@ -54,9 +54,25 @@ def _form_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(parts) or "wording or rules changed"
 
 
-def blocking_tasks(waiting: list[str], new_elements: dict[str, dict[str, Any]]) -> list[str]:
-    """The waiting user tasks that the new version no longer has (same id, user task)."""
-    return [name for name in waiting if new_elements.get(name, {}).get("type") != "userTask"]
+def blocking_tasks(waiting: list[str], new_elements: dict[str, dict[str, Any]],
+                   old_elements: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The waiting user tasks that cannot move to the new version, each with why.
+
+    A task must still be a user task with the same id, and keep the same boundary events:
+    SpiffWorkflow arms boundary events when a task starts waiting, so a task migrated
+    onto a version that adds (or drops) one would fail at its next step.
+    """
+    blocked = {}
+    for name in waiting:
+        if new_elements.get(name, {}).get("type") != "userTask":
+            blocked[name] = "is not a user task there"
+        elif _boundaries(old_elements, name) != _boundaries(new_elements, name):
+            blocked[name] = "has other boundary events (timers) there"
+    return blocked
+
+
+def _boundaries(elements: dict[str, dict[str, Any]], task: str) -> list[str]:
+    return sorted(eid for eid, info in elements.items() if info.get("attached_to") == task)
 
 
 def migrate(workflow: BpmnWorkflow, spec, subprocess_specs) -> None:

@@ -83,3 +83,30 @@ def test_migration_moves_eligible_tickets_and_refuses_the_others(desk, life):
                          data={"closure_code": "solved"}).status == "closed"
     with pytest.raises(Forbidden):
         desk.migrate(life.user("sam"), "incident")
+
+
+def test_a_task_whose_timers_changed_does_not_move(desk, life):
+    """SpiffWorkflow arms boundary events when a task starts waiting: a ticket waiting on
+    ``escalate`` cannot move onto a version that adds or drops a timer on it (its next step
+    would fail); a ticket waiting on a task whose timers did not change moves."""
+    start, end = INCIDENT.index('<bpmn:boundaryEvent id="sla_warning"'), INCIDENT.index(
+        '<bpmn:boundaryEvent id="sla_breach"')
+    # version 2 moves the warning timer from escalate to confirm
+    without_warning = (INCIDENT[:start] + INCIDENT[start:end].replace(
+        'attachedToRef="escalate"', 'attachedToRef="confirm"') + INCIDENT[end:])
+    escalated = life.report(title="waits on escalate")
+    life.complete(escalated, "qualify", as_="sam", data=QUALIFY_ESCALATE)
+    qualifying = life.report(title="waits on qualify")
+    olga = life.user("olga")
+    assert desk.deploy_xml("incident", without_warning, olga).version == 2
+    candidates = {c.ticket: c for c in desk.migration_candidates(olga, "incident")}
+    assert not candidates[escalated.number].movable
+    assert candidates[escalated.number].reason == (
+        "waits on escalate, which has other boundary events (timers) there in version 2")
+    assert candidates[qualifying.number].movable
+    results = {r.ticket: r.moved for r in desk.migrate(olga, "incident")}
+    assert results == {escalated.number: False, qualifying.number: True}
+    # the one left behind still works on its own version
+    life.complete(escalated, "escalate", as_="nina", data={"action": "resolve",
+                                                          "resolution": "ok"})
+    assert life.ticket(escalated).status == "resolved"
