@@ -323,6 +323,7 @@ class ServiceDesk:
             now = self.clock()
             step = tickets.load_step(s, ticket, old, self.script_engine, now, open_rows)
             versions.migrate(step.workflow, new.spec, new.subprocess_specs)
+            runtime.provide(step.workflow, {"reported_at": ticket.created_at.isoformat()})
             runtime.run_engine(step.workflow, runtime.StepTrace())
             runtime.prune(step.workflow)
             step.definition = new

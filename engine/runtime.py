@@ -90,6 +90,17 @@ def fire_timers(workflow: BpmnWorkflow) -> StepTrace:
     return trace
 
 
+def provide(workflow: BpmnWorkflow, values: dict[str, Any]) -> None:
+    """Give the live tasks variables they lack (kept where they exist).
+
+    For instances moved onto a newer version that reads start data the engine gives new
+    instances only since then (e.g. ``reported_at``).
+    """
+    for task in workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK):
+        for key, value in values.items():
+            task.data.setdefault(key, deepcopy(value))
+
+
 def ready_user_tasks(workflow: BpmnWorkflow) -> list[SpiffTask]:
     return workflow.get_tasks(state=TaskState.READY, manual=True)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import select
 
 from engine import Forbidden
+from engine.bpmn import dump_state, load_state
+from engine.persistence.models import Ticket, TicketState
 from tests.conftest import PROCESSES, QUALIFY_ESCALATE
 
 INCIDENT = (PROCESSES / "incident.bpmn").read_text()
@@ -110,3 +115,23 @@ def test_a_task_whose_timers_changed_does_not_move(desk, life):
     life.complete(escalated, "escalate", as_="nina", data={"action": "resolve",
                                                           "resolution": "ok"})
     assert life.ticket(escalated).status == "resolved"
+
+
+def test_a_ticket_moved_before_qualification_gets_its_deadlines_when_qualified(desk, life):
+    """Version 1 of this test predates ``reported_at`` in the start data; the migration
+    gives it from the ticket's creation time, so ``set_deadlines`` works after the move."""
+    waiting = life.report(title="reported before deadlines existed")
+    with desk.db.write() as s:  # as an instance started by the engine of the last version
+        ticket = s.scalars(select(Ticket).where(Ticket.number == waiting.number)).one()
+        state = s.get(TicketState, ticket.id)
+        loaded = desk.definitions.get(s, ticket.definition_id)
+        workflow = load_state(state.state, loaded.spec, loaded.subprocess_specs)
+        for task in workflow.get_tasks():
+            task.data.pop("reported_at", None)
+        state.state = dump_state(workflow)
+    olga = life.user("olga")
+    desk.deploy_xml("incident", RENAMED, olga)
+    assert [r.moved for r in desk.migrate(olga, "incident")] == [True]
+    ticket = life.complete(waiting, "qualify", as_="sam", data=QUALIFY_ESCALATE)
+    assert ticket.process.version == 2
+    assert ticket.due_at == ticket.created_at + timedelta(hours=4)  # P1
