@@ -17,7 +17,8 @@ GENESIS = "0" * 64
 # Every action the engine records (SUBJECT_PAST_TENSE_VERB); a test keeps this complete.
 ACTIONS = (
     "action_refused", "comment_added", "event_received", "failure_retried",
-    "process_deployed", "service_state_changed", "sign_in_refused", "step_failed",
+    "process_deployed", "service_state_changed", "sign_in_refused", "sign_in_throttled",
+    "step_failed",
     "task_cancelled", "task_claimed", "task_completed", "task_created", "task_released",
     "ticket_created", "ticket_migrated", "ticket_status_changed", "timer_fired",
     "user_signed_in", "work_note_added",

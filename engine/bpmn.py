@@ -54,6 +54,9 @@ def parse_xml(data: str | bytes, filename: str) -> etree._Element:
         root = etree.fromstring(raw, parser)
     except etree.XMLSyntaxError as err:
         raise DeployFailed([_error(filename, f"XML is not well formed: {err}")]) from err
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None:  # declared in UTF-16 or UTF-32 text
+        raise DeployFailed([_error(filename, "DOCTYPE and ENTITY declarations are not allowed")])
     return root
 
 

@@ -15,7 +15,10 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _setup_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # pool_pre_ping: a connection the server dropped (restart, failover) is replaced before
+    # use, so service resumes on its own; connect_timeout: an unreachable server fails fast.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         connect_args={"connect_timeout": 5})
 
 
 def _setup_sqlite(engine: Engine) -> None:
