@@ -1,7 +1,7 @@
 """``python -m bench``: run the benchmark sections, print their tables, write JSON.
 
-Sections: engine, loops, storage, http, scale (``--only`` picks some). PostgreSQL parts
-create and drop their own ``guichet_bench*`` databases on BENCH_PG_SERVER
+Sections: engine, loops, storage, http, load, scale, reports (``--only`` picks some).
+PostgreSQL parts create and drop their own ``guichet_bench*`` databases on BENCH_PG_SERVER
 (default postgresql://postgres@127.0.0.1:5432). Results: bench-results/latest.json and
 a timestamped copy.
 """
@@ -19,7 +19,15 @@ import traceback
 from datetime import UTC, datetime
 from importlib import metadata
 
-from . import engine_bench, http_bench, loops_bench, scale_bench, storage_bench
+from . import (
+    engine_bench,
+    http_bench,
+    load_bench,
+    loops_bench,
+    reports_bench,
+    scale_bench,
+    storage_bench,
+)
 from .common import PG_SERVER, ROOT, Section, fmt, pg_version
 
 SECTIONS = {
@@ -27,7 +35,10 @@ SECTIONS = {
     "loops": ("step cost after reopen/escalation loops (SQLite)", loops_bench),
     "storage": ("stored bytes per closed ticket", storage_bench),
     "http": ("simulated agents over HTTP (gunicorn, PostgreSQL)", http_bench),
+    "load": ("agents for a minute, then every completion checked (gunicorn, PostgreSQL)",
+             load_bench),
     "scale": ("queries at 10 k / 100 k / 1 M generated tickets", scale_bench),
+    "reports": ("the KPI API and the /reports page at the same sizes", reports_bench),
 }
 
 
@@ -61,6 +72,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=50, help="simulated HTTP agents (50)")
     parser.add_argument("--http-seconds", type=float,
                         help="duration of the HTTP run and of its floor (20; --quick: 10)")
+    parser.add_argument("--load-seconds", type=float,
+                        help="duration of the load section's run (60; --quick: 20)")
     parser.add_argument("--rounds", type=int, help="interleaved repetitions where noise "
                                                    "matters (5; --quick: 3)")
     parser.add_argument("--only", type=_only, default=list(SECTIONS),
@@ -73,6 +86,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.sizes = args.sizes or ([10_000, 100_000] if args.quick else
                                 [10_000, 100_000, 1_000_000])
     args.http_seconds = args.http_seconds or (10.0 if args.quick else 20.0)
+    args.load_seconds = args.load_seconds or (20.0 if args.quick else 60.0)
     args.rounds = args.rounds or (3 if args.quick else 5)
     if args.agents < 3:
         parser.error("--agents must be at least 3 (desk, network, requester)")

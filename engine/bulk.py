@@ -10,10 +10,16 @@ directly (PostgreSQL ``COPY``, SQLite ``executemany``), all in one transaction:
 - ``tasks``: for a closed ticket one completed task (the one that resolved or rejected
   it, or the closing one when fulfilment was automatic); for an open ticket the tasks
   already done and its ready task, in the right inbox;
+- the report columns of ``tickets``: first answer of the desk (``responded_at``),
+  escalations, reopens and the incident's category, drawn from their own random stream
+  for closed tickets (so the rest of a seed's history is unchanged), read off the run for
+  open ones;
 - ``ticket_states`` for open tickets only: each one is really run by SpiffWorkflow in
-  memory (with the sandbox) up to its current wait state, so it can be completed like any
-  other ticket. Closed tickets get no state row: nothing can run any more, and the ticket
-  page shows them without process variables;
+  memory (with the sandbox, its clock set to the time of each step) up to its current
+  wait state, so it can be completed like any other ticket, and its pending timers (SLA
+  warning and breach, auto-close) go to ``timers``; a target already breached on the way
+  leaves the managers' review task ready. Closed tickets get no state row: nothing can
+  run any more, and the ticket page shows them without process variables;
 - ``audit_events``: a compact history per ticket (``ticket_created`` and, unless the
   ticket is new, one ``ticket_status_changed`` to its current status, both with
   ``"generated": true`` in their data), chained after the current head with
@@ -46,9 +52,9 @@ from sqlalchemy import Engine, Table, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from . import audit, deploy, runtime
+from . import audit, deploy, runtime, timers
 from .bpmn import dump_state
-from .clock import after, utcnow
+from .clock import FrozenClock, after, instant, utcnow
 from .definitions import DefinitionCache, LoadedDefinition
 from .persistence.db import make_engine
 from .persistence.models import (
@@ -62,9 +68,10 @@ from .persistence.models import (
     Task,
     Ticket,
     TicketState,
+    Timer,
     User,
 )
-from .sandbox import SandboxScriptEngine
+from .scripting import DeskScriptEngine
 from .services import SERVICE_OPERATORS
 from .tickets import PREFIXES, REQUESTER
 
@@ -207,7 +214,8 @@ class _Context:
     services: list[str]
     sla: dict[str, tuple[timedelta, timedelta]]
     users_created: int = 0
-    script_engine: SandboxScriptEngine | None = None
+    script_engine: DeskScriptEngine | None = None
+    clock: FrozenClock | None = None  # the script engine's: set to each step's time
 
     @classmethod
     def load(cls, s: Session, now: datetime, usernames: list[str] | None = None) -> _Context:
@@ -346,12 +354,15 @@ _TICKET_COLUMNS = (
     "service_key", "item_key", "group_key", "assignee_id", "channel", "created_at",
     "updated_at", "resolved_at", "closed_at", "response_due_at", "due_at", "definition_id",
     "process_key", "process_version", "lock_version",
+    # report columns: first answer of the desk, escalations, reopens, category
+    "responded_at", "escalation_count", "reopen_count", "category", "paused_at", "fingerprint",
 )
 _TASK_COLUMNS = (
     "id", "ticket_id", "name", "title", "group_key", "for_requester", "requester_id",
     "assignee_id", "state", "form", "created_at", "completed_at", "completed_by_id", "due_at",
 )
 _STATE_COLUMNS = ("ticket_id", "state", "variables")
+_TIMER_COLUMNS = ("ticket_id", "name", "fire_at", "wake_at", "attempts", "last_error")
 _AUDIT_COLUMNS = (
     "seq", "at", "actor", "action", "ticket_id", "ticket_number", "task_id", "task_name",
     "data", "process_key", "process_version", "prev_hash", "hash",
@@ -378,7 +389,8 @@ class _Writer:
     def __init__(self, conn) -> None:
         self.conn = conn
         self.dbapi = conn.connection.driver_connection
-        self.rows = {"tickets": 0, "tasks": 0, "ticket_states": 0, "audit_events": 0}
+        self.rows = {"tickets": 0, "tasks": 0, "ticket_states": 0, "audit_events": 0,
+                     "timers": 0}
         self.seconds: dict[str, float] = {}
         self.notes: list[str] = []
         # Columns this module does not know (added since): filled with their default.
@@ -387,8 +399,8 @@ class _Writer:
     def columns(self, table: Table, mine: tuple[str, ...]) -> tuple[tuple[str, ...], tuple]:
         names, values = list(mine), []
         for column in table.columns:
-            if column.name in mine:
-                continue
+            if column.name in mine or column is table.autoincrement_column:
+                continue  # given, or numbered by the database
             default = column.default.arg if column.default is not None else None
             if callable(default) or (default is None and not column.nullable
                                      and column.server_default is None):
@@ -659,6 +671,7 @@ def _write(session: Session, ctx: _Context, rng: random.Random, seed: int, write
             for i, (created, kind, status) in enumerate(plan) if status in OPEN_STATUSES]
     opened, pool = _open_tickets(ctx, jobs)
     chain = _Chain(session)
+    extra = random.Random(f"{seed}:reports")  # the report columns: the rest stays as it was
     by_status: dict[str, int] = {}
     uuids: list[bytes] = []
     build = wait = 0.0
@@ -666,27 +679,29 @@ def _write(session: Session, ctx: _Context, rng: random.Random, seed: int, write
     try:
         for start in range(0, len(plan), CHUNK):
             began = time.perf_counter()
-            tickets, tasks, states = [], [], []
+            tickets, tasks, states, waiting = [], [], [], []
             for i in range(start, min(start + CHUNK, len(plan))):
                 created, kind, status = plan[i]
                 by_status[status] = by_status.get(status, 0) + 1
                 if status in OPEN_STATUSES:
                     waited = time.perf_counter()
-                    ticket, task_rows, state, events = next(opened)
+                    ticket, task_rows, state, events, timer_rows = next(opened)
                     wait += time.perf_counter() - waited
                     tickets.append(ticket)
                     tasks.extend(task_rows)
                     states.append(state)
+                    waiting.extend(timer_rows)
                     for at, actor, action, data in events:
                         chain.add(at, actor, action, ticket[0], ticket[1], data,
                                   ticket[20], ticket[21])
                 else:
                     _closed_ticket(ctx, rng, chain, uuids, ids[i], numbers[i], kind, status,
-                                   created, tickets, tasks)
+                                   created, tickets, tasks, extra)
             build += time.perf_counter() - began
             writer.write(Ticket.__table__, _TICKET_COLUMNS, tickets)
             writer.write(Task.__table__, _TASK_COLUMNS, tasks)
             writer.write(TicketState.__table__, _STATE_COLUMNS, states)
+            writer.write(Timer.__table__, _TIMER_COLUMNS, waiting)
             writer.write(AuditEvent.__table__, _AUDIT_COLUMNS, chain.take())
         writer.finish()
     except BaseException:
@@ -716,12 +731,15 @@ def _write(session: Session, ctx: _Context, rng: random.Random, seed: int, write
 
 def _closed_ticket(ctx: _Context, rng: random.Random, chain: _Chain, uuids: list[bytes],
                    ticket_id: int, number: str, kind: str, status: str, created: float,
-                   tickets: list, tasks: list) -> None:
+                   tickets: list, tasks: list, extra: random.Random) -> None:
+    """A finished ticket: rows only. ``extra`` draws the report columns (first answer,
+    escalations, reopens, category) so that the rest is what it was before they existed."""
     requester_id, requester = ctx.requester(rng)
     definition = ctx.definitions[kind]
+    category = None
     if kind == "incident":
         service = ctx.services[rng.randrange(len(ctx.services))]
-        _category, escalation_group, titles = INCIDENTS[service]
+        category, escalation_group, titles = INCIDENTS[service]
         title = titles[rng.randrange(len(titles))]
         priority, item, fields = _pick(rng, _PRIORITIES), None, None
         channel = _pick(rng, _CHANNELS)
@@ -739,24 +757,45 @@ def _closed_ticket(ctx: _Context, rng: random.Random, chain: _Chain, uuids: list
     created_dt = _ts(created)
     due_at, response_due_at = created_dt + resolution_target, created_dt + response_target
     room = max(ctx.now.timestamp() - created - 60.0, 120.0)
+    # The first answer of the desk: usually within the response target.
+    answer = response_target.total_seconds() * math.exp(extra.gauss(-0.9, 0.8)) + 30.0
+    escalations = reopens = 0
+    if kind == "incident":
+        if extra.random() < 0.15:
+            category = ("access", "other")[extra.randrange(2)]
+        if not first_contact:
+            escalations = 1 if extra.random() < 0.8 else 2 if extra.random() < 0.8 else 3
+        reopens = (extra.random() < 0.06) + (extra.random() < 0.1 * 0.06)
+    elif status != "rejected":
+        reopens = int(extra.random() < 0.03)
     if status == "rejected":
         at_approval = ctx.items[item].needs_approval and rng.random() < 0.5
         work_task, group = ("approve", "managers") if at_approval else ("qualify", "service_desk")
         assignee_id, last_actor = ctx.agent(rng, group)
         closed_dt = _ts(created + min(rng.expovariate(1 / 7200.0) + 300.0, room))
         resolved_dt = None
+        responded_dt = closed_dt if work_task == "qualify" else min(
+            _ts(created + answer), created_dt + (closed_dt - created_dt) / 2)
         tasks.append(_done_task(definition, _task_id(uuids), ticket_id, work_task, group,
                                 assignee_id, created_dt, closed_dt, due_at))
     else:
         resolve = resolution_target.total_seconds() * math.exp(rng.gauss(-1.05, 0.9)) + 300.0
         confirm = rng.expovariate(1 / 36000.0) + 60.0
         close = rng.expovariate(1 / 14400.0) + 60.0
+        if kind == "incident" and first_contact:  # resolved at once, while qualifying
+            resolve = min(resolve, answer * math.exp(extra.gauss(0.5, 0.6)) + 60.0)
         total = resolve + confirm + close
         if total > room:
             resolve, confirm, close = (x * room / total for x in (resolve, confirm, close))
         resolved_dt = _ts(created + resolve)
         closed_dt = _ts(created + resolve + confirm + close)
         closer_id, last_actor = ctx.agent(rng, "service_desk")
+        if (kind == "incident" and first_contact) or (item and ctx.items[item].auto_accept):
+            responded_dt = resolved_dt  # qualified and resolved at once, or fulfilled
+        else:
+            responded_dt = min(_ts(created + answer), _ts(created + resolve / 2))
+        if item and ctx.items[item].auto_fulfil:
+            responded_dt = closed_dt  # no human step before the closing one
         if work_task:
             assignee_id, _ = ctx.agent(rng, group)
             tasks.append(_done_task(definition, _task_id(uuids), ticket_id, work_task, group,
@@ -770,6 +809,7 @@ def _closed_ticket(ctx: _Context, rng: random.Random, chain: _Chain, uuids: list
         ticket_id, number, kind, title, DESCRIPTION, status, priority, requester_id, service,
         item, group, assignee_id, channel, created_dt, closed_dt, resolved_dt, closed_dt,
         response_due_at, due_at, definition.id, definition.key, definition.version, 1,
+        responded_dt, escalations, reopens, category, None, None,
     ))
     chain.add(created_dt, requester, "ticket_created", ticket_id, number,
               {"kind": kind, "title": title, "description": DESCRIPTION, "service": service,
@@ -839,12 +879,14 @@ def _open_ticket(ctx: _Context, index: int, ticket_id: int, number: str, kind: s
     """Run one ticket up to its status; returns its ticket row, task rows, state, events."""
     rng = random.Random(f"{seed}:{index}")
     if ctx.script_engine is None:
-        ctx.script_engine = SandboxScriptEngine(SERVICE_OPERATORS)
+        ctx.clock = FrozenClock()
+        ctx.script_engine = DeskScriptEngine(SERVICE_OPERATORS, ctx.clock)
     requester_id, requester = ctx.requester(rng)
     definition = ctx.definitions[kind]
+    ctx.clock.now = _ts(created).replace(tzinfo=UTC)
     common = {"requester": requester, "ticket": number, "assignee_hint": None,
               "reopen_count": 0, "escalation_count": 0, "resolved_by": None,
-              "resolved_group": None}
+              "resolved_group": None, "reported_at": ctx.clock.now.isoformat()}
     if kind == "incident":
         service = ctx.services[rng.randrange(len(ctx.services))]
         category, group, titles = INCIDENTS[service]
@@ -880,14 +922,18 @@ def _open_ticket(ctx: _Context, index: int, ticket_id: int, number: str, kind: s
             waiting = [t.task_spec.bpmn_id for t in runtime.ready_user_tasks(workflow)]
             raise RuntimeError(f"{number}: expected task {name!r}, the process waits on {waiting}")
         task_id = str(ready[0].id)
+        ctx.clock.now = _ts(at).replace(tzinfo=UTC)
         runtime.complete(workflow, task_id, form, actor, group)
         done.append((task_id, name, group, actor_id, actor, previous, _ts(at)))
         previous = _ts(at)
         resolver_id = actor_id
     ready = runtime.ready_user_tasks(workflow)
-    if len(ready) != 1:
-        raise RuntimeError(f"{number}: expected one ready task, found {len(ready)}")
-    task = ready[0]
+    # The main-line task carries a status; a side task (the review of a target breached
+    # while the ticket waited) may be ready beside it.
+    main = [t for t in ready if definition.properties(t.task_spec.bpmn_id).get("status")]
+    if len(main) != 1:
+        raise RuntimeError(f"{number}: expected one main ready task, found {len(main)}")
+    task = main[0]
     variables = runtime.variables(workflow)
     props = definition.properties(task.task_spec.bpmn_id)
     if props.get("status", status) != status:
@@ -896,9 +942,11 @@ def _open_ticket(ctx: _Context, index: int, ticket_id: int, number: str, kind: s
 
     aware = created_dt.replace(tzinfo=UTC)
     response_due_at, due_at = (
-        None if value is None else value.replace(tzinfo=None)
-        for value in (after(aware, variables.get("response_target")),
-                      after(aware, variables.get("resolution_target"))))
+        None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+        for value in (instant(variables.get("response_due_at"))
+                      or after(aware, variables.get("response_target")),
+                      instant(variables.get("due_at"))
+                      or after(aware, variables.get("resolution_target"))))
     group = props.get("group") or variables.get(props.get("groupFrom", ""))
     for_requester = group == REQUESTER
     members = ctx.members.get(group or "", [])
@@ -920,6 +968,14 @@ def _open_ticket(ctx: _Context, index: int, ticket_id: int, number: str, kind: s
         props.get("formJsonSchemaFilename"), previous, None, None,
         None if for_requester else due_at,
     ))
+    for side in (t for t in ready if t is not task):
+        side_props = definition.properties(side.task_spec.bpmn_id)
+        task_rows.append((
+            str(side.id), ticket_id, side.task_spec.bpmn_id,
+            side.task_spec.bpmn_name or side.task_spec.bpmn_id,
+            side_props.get("group") or variables.get(side_props.get("groupFrom", "")), False,
+            None, None, "ready", side_props.get("formJsonSchemaFilename"), previous, None, None,
+            due_at))
     if for_requester:
         ticket_group = variables.get("resolved_group") or variables.get("group")
         ticket_assignee = resolver_id
@@ -930,6 +986,10 @@ def _open_ticket(ctx: _Context, index: int, ticket_id: int, number: str, kind: s
         requester_id, variables.get("service") or service, item, ticket_group, ticket_assignee,
         channel, created_dt, previous, previous if status == "resolved" else None, None,
         response_due_at, due_at, definition.id, definition.key, definition.version, 1,
+        next((ended for _, _, step_group, _, _, _, ended in done if step_group != REQUESTER),
+             None), int(variables.get("escalation_count") or 0),
+        int(variables.get("reopen_count") or 0),
+        (variables.get("category") or None) if kind == "incident" else None, None, None,
     )
     public = {k: v for k, v in variables.items() if k not in runtime.INTERNAL_KEYS}
     state = (ticket_id, dump_state(workflow), json.dumps(public, default=str))
@@ -940,7 +1000,10 @@ def _open_ticket(ctx: _Context, index: int, ticket_id: int, number: str, kind: s
     if status != "new":
         events.append((previous, done[-1][4] if done else "system", "ticket_status_changed",
                        {"from": "new", "to": status, "generated": True}))
-    return ticket, task_rows, state, events
+    waiting = [(ticket_id, t.name, t.fire_at.astimezone(UTC).replace(tzinfo=None),
+                t.fire_at.astimezone(UTC).replace(tzinfo=None), 0, None)
+               for t in ([] if workflow.is_completed() else timers.pending(workflow))]
+    return ticket, task_rows, state, events, waiting
 
 
 def _incident_steps(ctx: _Context, rng: random.Random, status: str, service: str,

@@ -277,3 +277,68 @@ class WorkerRound:
     failed: int = 0
     sent: int = 0
     undelivered: int = 0
+
+
+# -- reports ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """Which tickets a report covers: the period ``[since, until)`` and optional equalities.
+
+    ``since``/``until`` left out mean the 30 days up to now; ``group`` is the ticket's
+    current group (for work per group: the task's group).
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    kind: str | None = None
+    service: str | None = None
+    group: str | None = None
+    priority: str | None = None
+    process_version: int | None = None
+
+
+@dataclass(frozen=True)
+class KpiSummary:
+    """The headline KPIs of a period; rates are fractions (None when nothing to measure),
+    per-priority figures are keyed ``P1``..``P5``."""
+
+    filters: ReportFilters  # with the period filled in
+    created: int  # tickets created in the period
+    resolved: int  # tickets resolved in the period
+    mttr_hours: dict[str, float | None]
+    median_ttr_hours: dict[str, float | None]
+    mttr_hours_overall: float | None
+    median_ttr_hours_overall: float | None
+    fcr_rate: float | None
+    escalation_rate: float | None
+    escalation_depth: float | None
+    reopen_rate: float | None
+    sla_compliance: float | None  # resolution targets met
+    sla_response_compliance: float | None
+    sla_by_priority: dict[str, dict[str, float | None]]  # response|resolution -> P1..P5
+    backlog: dict[str, int]  # open now, per priority
+    backlog_unprioritized: int  # open now, not qualified yet
+    backlog_overdue: int  # open now and past their resolution due date
+    volume: dict[str, int]  # created in the period, per category
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """The numbers behind one chart: named columns and rows (also its CSV download)."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass(frozen=True)
+class Report:
+    """The KPIs and every chart's numbers for the /reports page."""
+
+    filters: ReportFilters  # with the period filled in
+    kpis: KpiSummary | None  # None when only some charts were asked for, none needing them
+    bucket: str  # day | week | month: the step of the charts over time
+    tables: dict[str, ReportTable]

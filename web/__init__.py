@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine import ServiceDesk
 
@@ -46,6 +47,9 @@ def create_app(test_config: dict[str, Any] | None = None,
     _register_blueprints(app)
     register_error_handlers(app)
     app.after_request(_security_headers)
+    proxies = int(os.environ.get("GUICHET_TRUSTED_PROXIES") or 0)
+    if proxies:  # behind N reverse proxies: the client address and scheme are theirs to tell
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     return app
 
 
@@ -74,6 +78,10 @@ def _register_blueprints(app: Flask) -> None:
 
     app.before_request(load_user)  # g.user: the signed-in actor of the pages, or None
     register_views(app)
+
+    from .views import reports
+
+    app.register_blueprint(reports.bp)  # /reports: KPIs and charts (managers, auditors)
 
 
 def _secret_key(instance_path: str) -> str:

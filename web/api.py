@@ -17,12 +17,14 @@ from engine import (
     ProcessError,
     ValidationFailed,
 )
+from engine import reports as report_rules
 
 from . import openapi, trail
 from . import serialize as js
 from .auth import Unauthorized, actor_from_token, issue_token, token_required
 from .errors import audit_refusal
 from .facade import desk
+from .views.reports import kpis_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -102,7 +104,8 @@ def _paging() -> dict[str, Any]:
 @bp.post("/token")
 def token():
     data = body("TokenRequest")
-    actor = desk().authenticate(data["username"], data["password"], channel="api")
+    actor = desk().authenticate(data["username"], data["password"], channel="api",
+                                address=request.remote_addr)
     if actor is None:
         return error(401, "unknown user or wrong password")
     return jsonify(token=issue_token(actor))
@@ -248,6 +251,76 @@ def audit_events():
         return jsonify(js.page(desk().audit_events(g.actor, **filters, **_paging()), js.event))
     events = trail.primed(desk().audit_export(g.actor, **filters))
     return trail.download(events, fmt, trail.export_name(filters, fmt))
+
+
+@bp.get("/reports/kpis")
+@token_required
+def report_kpis():
+    """The service desk KPIs of a period (managers and auditors): README, "Reports and KPIs"."""
+    if not report_rules.may_read(g.actor):
+        raise Forbidden("only managers and auditors may read the reports")
+    unknown = report_rules.unknown_arguments(request.args)
+    if unknown:
+        allowed = ", ".join(report_rules.FILTERS)
+        return error(400, f"unknown query argument(s): {', '.join(unknown)}; use {allowed}",
+                     {name: f"Unknown argument; use {allowed}." for name in unknown})
+    filters = report_rules.parse_filters(request.args)
+    return jsonify(kpis_json(desk().report_kpis(g.actor, filters)))
+
+
+@bp.post("/events")
+@token_required
+def monitoring_event():
+    data = body("EventRequest")
+    ticket, created = desk().receive_event(g.actor, **data)
+    return jsonify(js.ticket(ticket)), 201 if created else 200
+
+
+@bp.post("/services/<key>/state")
+@token_required
+def service_state(key: str):
+    data = body("ServiceStateRequest")
+    return jsonify(js.service(desk().set_service_state(g.actor, key, data["state"],
+                                                       data.get("reason", ""))))
+
+
+@bp.get("/status")
+@token_required
+def status_board():
+    return jsonify(js.listing(desk().status_board(g.actor), js.service_status))
+
+
+@bp.get("/notifications")
+@token_required
+def notifications():
+    page = desk().notifications(g.actor, unread=request.args.get("unread") == "1", **_paging())
+    return jsonify(js.page(page, js.notification))
+
+
+@bp.post("/notifications/read")
+@token_required
+def notifications_read():
+    data = body("ReadRequest")
+    return jsonify(marked=desk().mark_read(g.actor, data.get("ids")))
+
+
+@bp.get("/admin/failures")
+@token_required
+def failures():
+    return jsonify(js.listing(desk().failures(g.actor), js.failure))
+
+
+@bp.post("/admin/failures/<int:failure_id>/retry")
+@token_required
+def retry_failure(failure_id: int):
+    return jsonify(js.failure(desk().retry_failure(g.actor, failure_id)))
+
+
+@bp.get("/admin/outbox")
+@token_required
+def outbox():
+    page = desk().outbox(g.actor, state=request.args.get("state") or None, **_paging())
+    return jsonify(js.page(page, js.notification))
 
 
 @bp.get("/openapi.json")

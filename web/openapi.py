@@ -30,11 +30,58 @@ BODIES: dict[str, dict[str, Any]] = {
         "type": "object", "additionalProperties": False, "required": ["data"],
         "properties": {"data": {"type": "object"}},
     },
+    "EventRequest": {
+        "type": "object", "additionalProperties": False,
+        "required": ["source", "service", "fingerprint", "summary", "severity"],
+        "properties": {"source": {"type": "string", "minLength": 1, "maxLength": 100},
+                       "service": {"type": "string", "minLength": 1, "maxLength": 64},
+                       "fingerprint": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "summary": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "severity": {"enum": ["critical", "major", "minor", "warning"]}},
+    },
+    "ServiceStateRequest": {
+        "type": "object", "additionalProperties": False, "required": ["state"],
+        "properties": {"state": {"enum": ["nominal", "degraded", "interrupted", "maintenance"]},
+                       "reason": {"type": "string", "maxLength": 500}},
+    },
+    "ReadRequest": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 500,
+                               "description": "Notifications to mark read (default: all)"}},
+    },
 }
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 SCHEMAS: dict[str, dict[str, Any]] = {
     **BODIES,
+    "Notification": {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "kind": {"type": "string"},
+                       "subject": {"type": "string"}, "body": {"type": "string"},
+                       "ticket": {"type": ["string", "null"]}, "created_at": _TIME,
+                       "state": {"enum": ["pending", "sent", "failed", "no_email"],
+                                 "description": "e-mail delivery"},
+                       "read": {"type": "boolean"}, "attempts": {"type": "integer"},
+                       "last_error": {"type": ["string", "null"]},
+                       "user": {"type": ["string", "null"]}},
+    },
+    "ServiceStatus": {
+        "type": "object",
+        "properties": {"key": {"type": "string"}, "name": {"type": "string"},
+                       "state": {"type": "string"}, "since": _TIME,
+                       "reason": {"type": "string"}, "restore_at": _TIME,
+                       "incidents": {"type": "array", "items": {"type": "object"}}},
+    },
+    "Failure": {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "ticket": {"type": "string"},
+                       "task_id": {"type": ["string", "null"]},
+                       "operation": {"enum": ["complete", "timer"]},
+                       "actor": {"type": "string"}, "element": {"type": ["string", "null"]},
+                       "error": {"type": "string"}, "at": _TIME,
+                       "attempts": {"type": "integer"}, "resolved_at": _TIME,
+                       "resolved_by": {"type": ["string", "null"]}},
+    },
     "Error": {
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "string"},
@@ -104,6 +151,42 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"key": {"type": "string"}, "name": {"type": "string"},
                        "state": {"enum": ["nominal", "degraded", "interrupted", "maintenance"]}},
     },
+    "Kpis": {
+        "type": "object",
+        "description": "Service desk KPIs of a period (README, \"Reports and KPIs\"). Rates "
+                       "are fractions 0..1, null when there is nothing to measure; "
+                       "per-priority figures are objects keyed P1..P5.",
+        "properties": {
+            "since": _TIME, "until": _TIME,
+            "filters": {"type": "object", "description": "the filters applied"},
+            "created": {"type": "integer", "description": "tickets created in the period"},
+            "resolved": {"type": "integer", "description": "tickets resolved in the period"},
+            "mttr_hours": {"$ref": "#/components/schemas/PerPriority"},
+            "median_ttr_hours": {"$ref": "#/components/schemas/PerPriority"},
+            "mttr_hours_overall": {"type": ["number", "null"]},
+            "median_ttr_hours_overall": {"type": ["number", "null"]},
+            "fcr_rate": {"type": ["number", "null"]},
+            "escalation_rate": {"type": ["number", "null"]},
+            "escalation_depth": {"type": ["number", "null"]},
+            "reopen_rate": {"type": ["number", "null"]},
+            "sla_compliance": {"type": ["number", "null"],
+                               "description": "resolution targets met"},
+            "sla_response_compliance": {"type": ["number", "null"]},
+            "sla_by_priority": {"type": "object", "properties": {
+                "response": {"$ref": "#/components/schemas/PerPriority"},
+                "resolution": {"$ref": "#/components/schemas/PerPriority"}}},
+            "backlog": {"$ref": "#/components/schemas/PerPriority",
+                        "description": "tickets open now"},
+            "backlog_unprioritized": {"type": "integer"},
+            "backlog_overdue": {"type": "integer"},
+            "volume": {"type": "object", "additionalProperties": {"type": "integer"},
+                       "description": "tickets created in the period, per category"},
+        },
+    },
+    "PerPriority": {
+        "type": "object",
+        "properties": {p: {"type": ["number", "null"]} for p in ("P1", "P2", "P3", "P4", "P5")},
+    },
 }
 
 
@@ -123,7 +206,9 @@ def _list_of(name: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Malformed request", 401: "Not signed in", 403: "Not allowed",
             404: "Not found or not visible to the caller", 409: "Conflict with the current state",
-            422: "Invalid data, nothing changed"}
+            413: "Body larger than the limit", 422: "Invalid data, nothing changed",
+            429: "Too many failed sign-ins: wait for Retry-After seconds",
+            503: "Database unreachable for a moment, nothing changed: retry after Retry-After"}
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
 
 
@@ -132,7 +217,8 @@ def _op(summary: str, ok: tuple[int, dict[str, Any], str], *errors: int, body: s
     code, schema, description = ok
     op: dict[str, Any] = {"summary": summary,
                           "responses": {str(code): _json(schema, description),
-                                        **_errors(*(() if public else (401,)), *errors)}}
+                                        **_errors(*(() if public else (401,)), *errors,
+                                                  *((413,) if body or xml else ()), 503)}}
     if body:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": _ref(body)}}}
@@ -177,6 +263,20 @@ AUDIT_FILTERS = [
 ]
 
 
+REPORT_FILTERS = [
+    {**_query("since"), "description": f"Start of the period (default: 30 days before its "
+                                       f"end). {_INSTANT}"},
+    {**_query("until"), "description": f"End of the period, excluded (a date: up to its end; "
+                                       f"default: now). {_INSTANT}"},
+    _query("kind", {"enum": ["incident", "request"]}),
+    {**_query("service"), "description": "Service key"},
+    {**_query("group"), "description": "Group key: the ticket's current group"},
+    _query("priority", {"enum": ["P1", "P2", "P3", "P4", "P5"]}),
+    {**_query("process_version", {"type": "integer", "minimum": 1}),
+     "description": "Tickets run by this version of their process"},
+]
+
+
 def _audit_search() -> dict[str, Any]:
     events = _list_of("AuditEvent")
     events["properties"].update(
@@ -206,7 +306,7 @@ def document() -> dict[str, Any]:
             "/token": {"post": _op("Exchange credentials for a bearer token",
                                    (200, {"type": "object", "properties": {
                                        "token": {"type": "string"}}}, "A token"),
-                                   400, 401, 422, body="TokenRequest", public=True)},
+                                   400, 401, 422, 429, body="TokenRequest", public=True)},
             "/catalog": {"get": _op("Service catalog", (200, _list_of("CatalogItem"), "Items"))},
             "/services": {"get": _op("Services and their state",
                                      (200, _list_of("Service"), "Services"))},
@@ -261,6 +361,39 @@ def document() -> dict[str, Any]:
                     "first_bad": {"type": "integer"}, "reason": {"type": "string"}}},
                  "Verification result"), 403)},
             "/audit/events": {"get": _audit_search()},
+            "/reports/kpis": {"get": _op(
+                "Service desk KPIs of a period (managers and auditors)",
+                (200, _ref("Kpis"), "The KPIs"), 400, 403, 422, params=REPORT_FILTERS)},
+            "/events": {"post": _op(
+                "A monitoring event (role monitor): opens an incident, or adds to the open "
+                "one with the same fingerprint (200)", (201, _ref("Ticket"), "New incident"),
+                400, 403, 422, body="EventRequest")},
+            "/services/{key}/state": {"post": _op(
+                "Set a service's state by hand, e.g. planned maintenance (agents, managers)",
+                (200, _ref("Service"), "The service"), 400, 403, 404, 422,
+                body="ServiceStateRequest", params=[_path("key")])},
+            "/status": {"get": _op(
+                "Each service's state, its open incidents and the expected restore time",
+                (200, _list_of("ServiceStatus"), "Services"))},
+            "/notifications": {"get": _op(
+                "The caller's notifications, newest first",
+                (200, _list_of("Notification"), "A page of notifications"), 422,
+                params=[_query("unread", {"enum": ["0", "1"]}), *PAGING])},
+            "/notifications/read": {"post": _op(
+                "Mark notifications read", (200, {"type": "object", "properties": {
+                    "marked": {"type": "integer"}}}, "How many were marked"),
+                400, 403, 422, body="ReadRequest")},
+            "/admin/failures": {"get": _op(
+                "Steps the engine could not finish (administrators)",
+                (200, _list_of("Failure"), "Open failures, newest first"), 403)},
+            "/admin/failures/{failure_id}/retry": {"post": _op(
+                "Retry a failed step (administrators)", (200, _ref("Failure"), "Retried"),
+                403, 404, 409, 422, params=[_path("failure_id", {"type": "integer"})])},
+            "/admin/outbox": {"get": _op(
+                "Every notification with its delivery state (administrators, managers)",
+                (200, _list_of("Notification"), "A page of notifications"), 403, 422,
+                params=[_query("state", {"enum": ["pending", "sent", "failed", "no_email"]}),
+                        *PAGING])},
             "/openapi.json": {"get": _op("This document", (200, {"type": "object"}, "OpenAPI"),
                                          public=True)},
         },

@@ -142,6 +142,11 @@ class Ticket(Base):
         Index("ix_tickets_kind_id", "kind", "id"),
         Index("ix_tickets_group_status", "group_key", "status"),
         Index("ix_tickets_fingerprint", "fingerprint"),
+        # Reports: periods are ranges of these times.
+        Index("ix_tickets_category", "category"),
+        Index("ix_tickets_created_at", "created_at"),
+        Index("ix_tickets_resolved_at", "resolved_at"),
+        Index("ix_tickets_closed_at", "closed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -172,6 +177,7 @@ class Ticket(Base):
     reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # awaiting the requester
     fingerprint: Mapped[str | None] = mapped_column(String(200))  # monitoring events
+    category: Mapped[str | None] = mapped_column(String(40))  # the incident's, from qualify
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": lock_version}
@@ -196,6 +202,7 @@ class Task(Base):
         Index("ix_tasks_state_assignee", "state", "assignee_id", "created_at"),
         Index("ix_tasks_ticket_state", "ticket_id", "state"),
         Index("ix_tasks_state_requester", "state", "requester_id", "created_at"),
+        Index("ix_tasks_completed_at", "completed_at"),  # reports: work done in a period
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # SpiffWorkflow task id
@@ -311,7 +318,7 @@ class Notification(Base):
     subject: Mapped[str] = mapped_column(String(250))
     body: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str] = mapped_column(String(200), default="")
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed|no_email
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # sent|failed|no_email
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -3,6 +3,8 @@ through the JSON API."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.conftest import QUALIFY_ESCALATE
 
 EVENT = {"source": "zabbix", "service": "vpn", "fingerprint": "vpn-gw-1/down",
@@ -108,3 +110,32 @@ def test_failures_are_for_administrators(api):
     assert api.get("/admin/failures", as_="admin").json == {"items": [], "total": 0}
     assert api.get("/admin/failures", as_="sam").status_code == 403
     assert api.post("/admin/failures/1/retry", as_="admin").status_code == 404
+
+
+def test_a_two_minute_p2_target_set_by_the_process_owner_breaches_two_minutes_later(
+        api, desk, clock):
+    """The walk-through of the SLA issue: olga sets the P2 resolution target to two
+    minutes, sam escalates a P2 incident, and two minutes later max has a breach task
+    and an e-mail waiting in the outbox."""
+    from engine import worker
+    from tests.conftest import PROCESSES
+
+    dmn = (PROCESSES / "sla.dmn").read_text()
+    p2_rule = dmn.index('id="sla_rule_p2"')
+    p2_target = dmn.index('"PT8H"', p2_rule)
+    dmn = dmn[:p2_target] + '"PT2M"' + dmn[p2_target + len('"PT8H"'):]
+    r = api.post("/processes/sla/versions", as_="olga", data=dmn,
+                 headers={"Content-Type": "application/xml"})
+    assert r.status_code == 201, r.json
+    number = api.report(as_="alice")["number"]
+    ticket = api.complete(number, "qualify", as_="sam", data={
+        **QUALIFY_ESCALATE, "impact": "medium"})
+    assert ticket["priority"] == "P2"
+    assert ticket["due_at"] == (clock.now + timedelta(minutes=2)).isoformat()
+    clock.advance(minutes=2, seconds=1)
+    assert worker.run_round(desk, None).fired == 1
+    inbox = api.get("/tasks", as_="max").json["items"]
+    assert [(t["name"], t["ticket"]) for t in inbox] == [("review_breach", number)]
+    outbox = api.get("/admin/outbox", as_="admin").json["items"]
+    breach = [n for n in outbox if n["kind"] == "breach"]
+    assert [(n["user"], n["state"]) for n in breach] == [("max", "pending")]
