@@ -51,10 +51,31 @@ def _wrap(err: Exception) -> ProcessError:
     return ProcessError(f"the process failed{where}: {message}", element)
 
 
+# Automatic tasks one step may run: real steps run a dozen; a loop of automatic tasks
+# without a user task would otherwise spin until SpiffWorkflow gives up on the deep tree.
+MAX_AUTOMATIC_TASKS = 500
+
+
+class _Runaway(Exception):
+    pass
+
+
 def run_engine(workflow: BpmnWorkflow, trace: StepTrace) -> None:
     """Run automatic tasks until the instance waits for people or timers."""
+    done = len(trace.path)
+
+    def record(task: SpiffTask) -> None:
+        trace.record(task)
+        if len(trace.path) - done > MAX_AUTOMATIC_TASKS:
+            raise _Runaway(task.task_spec.bpmn_id)
+
     try:
-        workflow.do_engine_steps(did_complete_task=trace.record)
+        workflow.do_engine_steps(did_complete_task=record)
+    except _Runaway as err:
+        raise ProcessError(
+            f"the process ran more than {MAX_AUTOMATIC_TASKS} automatic tasks in one step "
+            f"(last at {err.args[0]}): a loop without a user task or a timer?",
+            err.args[0]) from None
     except (SpiffWorkflowException, SandboxError) as err:
         raise _wrap(err) from err
 

@@ -61,17 +61,38 @@ def _http_error(err: HTTPException):
     return error(err.code or 500, err.description or err.name)
 
 
+# What a monitoring account may call: the event API, and the incidents it opened.
+MONITOR_ENDPOINTS = frozenset({"api.token", "api.openapi_document", "api.monitoring_event",
+                               "api.tickets", "api.ticket", "api.history"})
+
+
+def _bearer_actor():
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return actor_from_token(token.strip()) if scheme.lower() == "bearer" and token else None
+
+
 @bp.before_request
 def _auditors_change_nothing():
     """Every write answers 403 to an auditor, whatever the route (read-only role)."""
     if request.method in ("GET", "HEAD", "OPTIONS") or request.url_rule is None \
             or request.endpoint == "api.token":
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    actor = actor_from_token(token.strip()) if scheme.lower() == "bearer" and token else None
+    actor = _bearer_actor()
     if trail.read_only(actor):
         g.actor = actor  # the refusal is audited under their name
         raise Forbidden("auditors read everything and change nothing")
+
+
+@bp.before_request
+def _monitors_use_the_event_api_only():
+    """A monitoring account (role ``monitor`` alone) reaches nothing but the event API."""
+    if request.url_rule is None or request.endpoint in MONITOR_ENDPOINTS:
+        return
+    actor = _bearer_actor()
+    if actor is not None and actor.roles == frozenset({"monitor"}):
+        g.actor = actor
+        raise Forbidden("monitoring accounts use the event API only: POST /api/v1/events, "
+                        "and GET /api/v1/tickets for the incidents they opened")
 
 
 def body(schema_name: str) -> dict[str, Any]:

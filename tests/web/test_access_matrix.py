@@ -28,6 +28,7 @@ ANON, MONITOR = "anonymous", "monitor"
 ROLES = ("anonymous", "alice", "sam", "nina", "apu", "max", "olga", "aude", "admin", "monitor")
 EVERYONE = frozenset(ROLES)
 SIGNED_IN = EVERYONE - {ANON}  # API: a valid token; pages: signed in (the monitor cannot)
+API_USERS = SIGNED_IN - {MONITOR}  # the monitor reaches the event API and its incidents only
 DESK = frozenset({"sam", "nina", "apu", "max", "admin"})  # agents and managers
 STAFF = DESK | {"olga", "aude"}  # see every ticket
 REPORTERS = frozenset({"alice", "sam", "nina", "apu", "max", "admin"})
@@ -267,8 +268,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/token"): Rule(EVERYONE, lambda ctx: Call("/api/v1/token", {"json": {
         "username": "alice" if ctx.role == ANON else ctx.role, "password": "demo"}})),
     ("GET", "/api/v1/openapi.json"): Rule(EVERYONE),
-    ("GET", "/api/v1/catalog"): Rule(SIGNED_IN),
-    ("GET", "/api/v1/services"): Rule(SIGNED_IN),
+    ("GET", "/api/v1/catalog"): Rule(API_USERS),
+    ("GET", "/api/v1/services"): Rule(API_USERS),
     ("POST", "/api/v1/incidents"): Rule(REPORTERS, lambda ctx: Call("/api/v1/incidents", {
         "json": {"title": "Cannot print", "service": "laptop"}})),
     ("POST", "/api/v1/requests"): Rule(REPORTERS, lambda ctx: Call("/api/v1/requests", {
@@ -276,7 +277,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/tickets"): Rule(SIGNED_IN),
     ("GET", "/api/v1/tickets/<number>"): Rule(STAFF | {"alice"}),
     ("GET", "/api/v1/tickets/<number>/history"): Rule(STAFF | {"alice"}),
-    ("GET", "/api/v1/tasks"): Rule(SIGNED_IN),
+    ("GET", "/api/v1/tasks"): Rule(API_USERS),
     ("GET", "/api/v1/tasks/<task_id>"): Rule(STAFF | {"alice"}),
     ("POST", "/api/v1/tasks/<task_id>/claim"): Rule(frozenset({"nina", "admin"}), lambda ctx: Call(
         f"/api/v1/tasks/{api_network_task(ctx)}/claim")),
@@ -284,21 +285,21 @@ RULES: dict[tuple[str, str], Rule] = {
         frozenset({"nina", "admin"}),
         lambda ctx: Call(f"/api/v1/tasks/{api_network_task(ctx, claimed_by='nina')}/release")),
     ("POST", "/api/v1/tasks/<task_id>/complete"): Rule(MANAGERS, api_approve),
-    ("GET", "/api/v1/processes"): Rule(SIGNED_IN),
-    ("GET", "/api/v1/processes/<key>/versions"): Rule(SIGNED_IN),
+    ("GET", "/api/v1/processes"): Rule(API_USERS),
+    ("GET", "/api/v1/processes/<key>/versions"): Rule(API_USERS),
     ("POST", "/api/v1/processes/<key>/versions"): Rule(OWNERS, api_deploy),
-    ("GET", "/api/v1/processes/<key>/versions/<int:version>/xml"): Rule(SIGNED_IN),
+    ("GET", "/api/v1/processes/<key>/versions/<int:version>/xml"): Rule(API_USERS),
     ("GET", "/api/v1/audit/verify"): Rule(AUDITORS),
     ("GET", "/api/v1/audit/events"): Rule(AUDITORS),
     ("GET", "/api/v1/reports/kpis"): Rule(MANAGERS | AUDITORS),
     ("POST", "/api/v1/events"): Rule(frozenset({MONITOR, "admin"}),
                                      lambda ctx: Call("/api/v1/events", {"json": EVENT})),
-    ("GET", "/api/v1/status"): Rule(SIGNED_IN),
+    ("GET", "/api/v1/status"): Rule(API_USERS),
     ("POST", "/api/v1/services/<key>/state"): Rule(DESK, lambda ctx: Call(
         "/api/v1/services/vpn/state", {"json": {"state": "maintenance", "reason": "Upgrade"}})),
-    ("GET", "/api/v1/notifications"): Rule(SIGNED_IN),
+    ("GET", "/api/v1/notifications"): Rule(API_USERS),
     ("POST", "/api/v1/notifications/read"): Rule(
-        SIGNED_IN - {"aude"}, lambda ctx: Call("/api/v1/notifications/read", {"json": {}})),
+        API_USERS - {"aude"}, lambda ctx: Call("/api/v1/notifications/read", {"json": {}})),
     ("GET", "/api/v1/admin/failures"): Rule(frozenset({"admin"})),
     ("POST", "/api/v1/admin/failures/<int:failure_id>/retry"): Rule(
         frozenset({"admin"}),

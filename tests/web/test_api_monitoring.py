@@ -63,6 +63,17 @@ def test_the_service_returns_to_nominal_when_the_incident_is_resolved(api):
     assert api.post("/events", as_="monitor", json=EVENT).status_code == 201
 
 
+def test_monitoring_accounts_reach_the_event_api_and_their_incidents_only(api):
+    number = api.post("/events", as_="monitor", json=EVENT).json["number"]
+    mine = api.get("/tickets", as_="monitor").json
+    assert [t["number"] for t in mine["items"]] == [number]
+    assert api.get(f"/tickets/{number}", as_="monitor").status_code == 200
+    refused = api.get("/services", as_="monitor")
+    assert refused.status_code == 403 and "event API only" in refused.json["error"]
+    assert api.get("/tasks", as_="monitor").status_code == 403
+    assert api.post("/incidents", as_="monitor", json={"title": "x"}).status_code == 403
+
+
 def test_events_are_for_monitoring_accounts_and_validated(api):
     assert api.post("/events", as_="sam", json=EVENT).status_code == 403
     assert api.post("/events", as_=None, json=EVENT).status_code == 401
