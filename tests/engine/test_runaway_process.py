@@ -21,7 +21,8 @@ SPIN = b"""<?xml version="1.0" encoding="UTF-8"?>
       <bpmn:outgoing>f2</bpmn:outgoing><bpmn:outgoing>f3</bpmn:outgoing>
     </bpmn:exclusiveGateway>
     <bpmn:sequenceFlow id="f2" sourceRef="again" targetRef="done">
-      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">n &gt; LIMIT</bpmn:conditionExpression>
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">n &gt; LIMIT
+      </bpmn:conditionExpression>
     </bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="f3" sourceRef="again" targetRef="count" />
     <bpmn:scriptTask id="count" scriptFormat="python">
