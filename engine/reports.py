@@ -214,37 +214,64 @@ class Sql:
             return func.date(column, "-6 days", "weekday 1")
         return func.date(column)
 
-    def medians(self, s: Session, key, value, where: list) -> tuple[dict[Any, float], float]:
-        """The median of ``value`` per ``key``, and over every row (None when no rows).
+    def stats(self, s: Session, key, value, where: list, sums: dict[str, Any] | None = None,
+              select_from=None) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+        """Per ``key`` and over every row: ``count``, ``mean`` and ``median``
+        of ``value`` (None without rows), and the total of each expression of ``sums``.
 
-        One query either way. PostgreSQL: ``percentile_cont(0.5)`` over grouping sets.
-        SQLite has no median: the rows are numbered in order within each key and overall,
-        and the middle one (or the mean of the middle two) is kept.
+        PostgreSQL: one query, ``avg`` and ``percentile_cont(0.5)`` over grouping sets (per
+        key, and all rows). SQLite has no median: a plain ``GROUP BY`` for the rest, then
+        the rows numbered in order within their key and overall, the middle one (or the mean
+        of the middle two) kept.
         """
+        sums = sums or {}
         if self.pg:
-            median = func.percentile_cont(0.5).within_group(value)
-            rows = s.execute(select(func.grouping(key), key, median).where(*where)
-                             .group_by(func.grouping_sets(key, tuple_()))).all()
-            per_key = {k: float(v) for g, k, v in rows if not g and v is not None}
-            overall = next((float(v) for g, _, v in rows if g and v is not None), None)
-            return per_key, overall
-        base = select(key.label("k"), value.label("v")).where(*where).subquery()
-        k, v = base.c.k, base.c.v
+            query = select(func.grouping(key), key, func.count(), func.avg(value),
+                           func.percentile_cont(0.5).within_group(value),
+                           *[func.sum(e) for e in sums.values()])
+            if select_from is not None:
+                query = query.select_from(select_from)
+            found = s.execute(query.where(*where)
+                              .group_by(func.grouping_sets(key, tuple_()))).all()
+            per_key = {r[1]: _stats(r[2:], sums) for r in found if not r[0]}
+            everything = next((r[2:] for r in found if r[0]), None)
+            return per_key, _stats(everything or (0, None, None, *[0] * len(sums)), sums)
+
+        def scoped(query):
+            query = query.select_from(select_from) if select_from is not None else query
+            return query.where(*where)
+
+        totals = {row[0]: row[1:] for row in s.execute(scoped(select(
+            key, func.count(), func.avg(value), *[func.sum(e) for e in sums.values()]))
+            .group_by(key))}
+        base = scoped(select(key.label("k"), value.label("v"))).subquery()
         ranked = select(
-            k, v, func.row_number().over(partition_by=k, order_by=v).label("rn"),
-            func.count().over(partition_by=k).label("n"),
-            func.row_number().over(order_by=v).label("rn_all"),
+            base, func.row_number().over(partition_by=base.c.k, order_by=base.c.v).label("rn"),
+            func.count().over(partition_by=base.c.k).label("n"),
+            func.row_number().over(order_by=base.c.v).label("rn_all"),
             func.count().over().label("n_all")).subquery()
         r = ranked.c
         middle = and_(2 * r.rn >= r.n, 2 * r.rn <= r.n + 2)
         middle_all = and_(2 * r.rn_all >= r.n_all, 2 * r.rn_all <= r.n_all + 2)
-        rows = s.execute(select(
+        middles = {row[0]: row[1:] for row in s.execute(select(
             r.k, func.avg(case((middle, r.v))), func.sum(case((middle_all, r.v), else_=0)),
             func.sum(case((middle_all, 1), else_=0)),
-        ).where(or_(middle, middle_all)).group_by(r.k)).all()
-        per_key = {key_: float(median) for key_, median, _, _ in rows if median is not None}
-        count = sum(n for *_, n in rows)
-        return per_key, (sum(total for _, _, total, _ in rows) / count if count else None)
+        ).where(or_(middle, middle_all)).group_by(r.k))}
+        per_key = {k: _stats((n, mean, middles.get(k, (None,))[0], *rest), sums)
+                   for k, (n, mean, *rest) in totals.items()}
+        count = sum(n for n, *_ in totals.values())
+        picked = sum(m[2] for m in middles.values())
+        everything = (
+            count, sum((mean or 0) * n for n, mean, *_ in totals.values()) / count if count
+            else None, sum(m[1] for m in middles.values()) / picked if picked else None,
+            *[sum(row[2 + i] or 0 for row in totals.values()) for i in range(len(sums))])
+        return per_key, _stats(everything, sums)
+
+
+def _stats(row, sums: dict[str, Any]) -> dict[str, Any]:
+    count, mean, median, *totals = row
+    return {"count": int(count or 0), "mean": _float(mean), "median": _float(median),
+            **{name: int(total or 0) for name, total in zip(sums, totals, strict=True)}}
 
 
 class unindexed(FunctionElement):  # lower case: used like a column
@@ -333,48 +360,24 @@ class Figures:
         self.ttr = self.sql.hours(Ticket.created_at, Ticket.resolved_at)
 
     @cached_property
-    def _resolved_rows(self) -> tuple[dict[Any, dict[str, Any]], tuple | None]:
-        """Per priority, over the tickets resolved in the period: counts and mean hours;
-        on PostgreSQL the medians too (per priority and overall), in the same scan."""
-        columns = [
-            func.count(), func.avg(self.ttr),
-            _count(INCIDENT), _count(FIRST_CONTACT), _count(ESCALATED),
-            func.sum(case((ESCALATED, Ticket.escalation_count), else_=0)),
-            _count(Ticket.reopen_count > 0), _count(Ticket.due_at.is_not(None)),
-            _count(Ticket.resolved_at <= Ticket.due_at),
-        ]
-        names = ("resolved", "hours", "incidents", "first_contact", "escalated", "depth",
-                 "reopened", "with_due", "met")
-        medians = None
-        if self.sql.pg:
-            median = func.percentile_cont(0.5).within_group(self.ttr)
-            found = self.s.execute(
-                select(func.grouping(Ticket.priority), Ticket.priority, *columns, median)
-                .where(*_resolved(self.f))
-                .group_by(func.grouping_sets(Ticket.priority, tuple_()))).all()
-            medians = ({row[1]: float(row[-1]) for row in found
-                        if not row[0] and row[-1] is not None},
-                       next((float(row[-1]) for row in found
-                             if row[0] and row[-1] is not None), None))
-            rows = [row[1:-1] for row in found if not row[0]]
-        else:
-            rows = self.s.execute(select(Ticket.priority, *columns).where(*_resolved(self.f))
-                                  .group_by(Ticket.priority)).all()
-        outcomes = {row[0]: {name: (_float(v) if name == "hours" else int(v or 0))
-                             for name, v in zip(names, row[1:], strict=True)} for row in rows}
-        return outcomes, medians
+    def _resolved_stats(self) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+        """Over the tickets resolved in the period, per priority and overall: ``count``,
+        ``mean`` and ``median`` hours to resolve, and the counts the rates need."""
+        return self.sql.stats(self.s, Ticket.priority, self.ttr, _resolved(self.f), {
+            "incidents": case((INCIDENT, 1), else_=0),
+            "first_contact": case((FIRST_CONTACT, 1), else_=0),
+            "escalated": case((ESCALATED, 1), else_=0),
+            "depth": case((ESCALATED, Ticket.escalation_count), else_=0),
+            "reopened": case((Ticket.reopen_count > 0, 1), else_=0),
+            "with_due": case((Ticket.due_at.is_not(None), 1), else_=0),
+            "met": case((Ticket.resolved_at <= Ticket.due_at, 1), else_=0),
+        })
 
     @property
     def outcomes(self) -> dict[Any, dict[str, Any]]:
-        return self._resolved_rows[0]
+        return self._resolved_stats[0]
 
-    @cached_property
-    def medians(self) -> tuple[dict[Any, float], float | None]:
-        """Median hours to resolve per priority, and overall."""
-        return self._resolved_rows[1] or self.sql.medians(self.s, Ticket.priority, self.ttr,
-                                                          _resolved(self.f))
-
-    def outcome(self, priority: Any, name: str) -> int:
+    def outcome(self, priority: Any, name: str) -> Any:
         return self.outcomes.get(priority, {}).get(name, 0)
 
     @cached_property
@@ -444,11 +447,7 @@ class Figures:
 
     @cached_property
     def summary(self) -> KpiSummary:
-        total = {k: sum(row[k] for row in self.outcomes.values())
-                 for k in ("resolved", "incidents", "first_contact", "escalated", "depth",
-                           "reopened", "with_due", "met")}
-        hours = sum(row["hours"] * row["resolved"] for row in self.outcomes.values())
-        medians, overall = self.medians
+        total = self._resolved_stats[1]
         response = self.response
         open_by_priority: dict[Any, int] = {}
         for (priority, _age), (count, _overdue) in self.backlog.items():
@@ -456,15 +455,15 @@ class Figures:
         return KpiSummary(
             filters=self.f,
             created=sum(self.volume.values()),
-            resolved=total["resolved"],
-            mttr_hours=_by_priority({p: r["hours"] for p, r in self.outcomes.items()}),
-            median_ttr_hours=_by_priority(medians),
-            mttr_hours_overall=hours / total["resolved"] if total["resolved"] else None,
-            median_ttr_hours_overall=overall,
+            resolved=total["count"],
+            mttr_hours=_by_priority({p: r["mean"] for p, r in self.outcomes.items()}),
+            median_ttr_hours=_by_priority({p: r["median"] for p, r in self.outcomes.items()}),
+            mttr_hours_overall=total["mean"],
+            median_ttr_hours_overall=total["median"],
             fcr_rate=_rate(total["first_contact"], total["incidents"]),
             escalation_rate=_rate(total["escalated"], total["incidents"]),
             escalation_depth=_rate(total["depth"], total["escalated"]),
-            reopen_rate=_rate(total["reopened"], total["resolved"]),
+            reopen_rate=_rate(total["reopened"], total["count"]),
             sla_compliance=_rate(total["met"], total["with_due"]),
             sla_response_compliance=_rate(sum(m for _, m in response.values()),
                                           sum(n for n, _ in response.values())),
@@ -527,9 +526,12 @@ def report(s: Session, f: ReportFilters, now: datetime,
 
 def _kpi_rows(q: Figures) -> tuple[list[str], list[list[Any]]]:
     k, none = q.summary, [None] * len(PRIORITIES)
+    created: dict[Any, int] = {}
+    for (priority, _), (n, _, _) in q.arrivals.items():
+        created[priority] = created.get(priority, 0) + n
     rows = [
-        ["tickets created", k.created, *none],
-        ["tickets resolved", k.resolved, *[q.outcome(p, "resolved") for p in PRIORITIES]],
+        ["tickets created", k.created, *[created.get(p, 0) for p in PRIORITIES]],
+        ["tickets resolved", k.resolved, *[q.outcome(p, "count") for p in PRIORITIES]],
         ["mean hours to resolve", k.mttr_hours_overall, *k.mttr_hours.values()],
         ["median hours to resolve", k.median_ttr_hours_overall, *k.median_ttr_hours.values()],
         ["first-contact resolution rate", k.fcr_rate, *none],
@@ -548,7 +550,7 @@ def _kpi_rows(q: Figures) -> tuple[list[str], list[list[Any]]]:
 def _resolution_time(q: Figures):
     k = q.summary
     return (["priority", "resolved", "mean_hours", "median_hours"],
-            [[p, q.outcome(p, "resolved"), k.mttr_hours[p], k.median_ttr_hours[p]]
+            [[p, q.outcome(p, "count"), k.mttr_hours[p], k.median_ttr_hours[p]]
              for p in PRIORITIES])
 
 
@@ -580,7 +582,7 @@ def _escalation(q: Figures):
 def _reopen(q: Figures):
     rows = []
     for p in PRIORITIES:
-        resolved, reopened = q.outcome(p, "resolved"), q.outcome(p, "reopened")
+        resolved, reopened = q.outcome(p, "count"), q.outcome(p, "reopened")
         rows.append([p, resolved, reopened, _rate(reopened, resolved)])
     return ["priority", "resolved", "reopened", "rate"], rows
 
@@ -686,13 +688,11 @@ def _groups(q: Figures):
 
 def _fulfilment(q: Figures):
     """Requests resolved in the period (rejected ones are never resolved), per item."""
-    where = [*_resolved(q.f), unindexed(Ticket.kind) == "request"]
-    stats = q.s.execute(select(Ticket.item_key, func.count(), func.avg(q.ttr))
-                        .where(*where).group_by(Ticket.item_key)).all()
-    medians, _ = q.sql.medians(q.s, Ticket.item_key, q.ttr, where)
+    per_item, _ = q.sql.stats(q.s, Ticket.item_key, q.ttr,
+                              [*_resolved(q.f), unindexed(Ticket.kind) == "request"])
     return (["item", "fulfilled", "mean_hours", "median_hours"],
-            [[item or "none", int(n), _float(h), medians.get(item)]
-             for item, n, h in sorted(stats, key=lambda r: r[0] or "")])
+            [[item or "none", row["count"], row["mean"], row["median"]]
+             for item, row in sorted(per_item.items(), key=lambda kv: kv[0] or "")])
 
 
 def _approvals(q: Figures):
@@ -700,17 +700,13 @@ def _approvals(q: Figures):
     request was not rejected), and hours from the task's creation to the decision."""
     where = [*_tickets(q.f), Task.name == "approve", Task.state.not_in(NOT_DONE_TASKS),
              Task.completed_at >= q.f.since, Task.completed_at < q.f.until]
-    hours = q.sql.hours(Task.created_at, Task.completed_at)
-    stats = q.s.execute(
-        select(Ticket.item_key, func.count(), _count(Ticket.status != "rejected"),
-               func.avg(hours)).select_from(Task).join(Ticket, Task.ticket_id == Ticket.id)
-        .where(*where).group_by(Ticket.item_key)).all()
-    inner = select(Ticket.item_key.label("item"), hours.label("hours")).select_from(Task).join(
-        Ticket, Task.ticket_id == Ticket.id).where(*where).subquery()
-    medians, _ = q.sql.medians(q.s, inner.c.item, inner.c.hours, [])
+    per_item, _ = q.sql.stats(
+        q.s, Ticket.item_key, q.sql.hours(Task.created_at, Task.completed_at), where,
+        {"approved": case((Ticket.status != "rejected", 1), else_=0)},
+        select_from=Task.__table__.join(Ticket.__table__, Task.ticket_id == Ticket.id))
     return (["item", "decided", "approved", "mean_hours", "median_hours"],
-            [[item or "none", int(n), int(a or 0), _float(h), medians.get(item)]
-             for item, n, a, h in sorted(stats, key=lambda r: r[0] or "")])
+            [[item or "none", row["count"], row["approved"], row["mean"], row["median"]]
+             for item, row in sorted(per_item.items(), key=lambda kv: kv[0] or "")])
 
 
 _BUILDERS = {

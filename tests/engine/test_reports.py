@@ -228,6 +228,8 @@ def test_backlog_trend_counts_what_was_open_at_the_end_of_each_day(desk, history
 def test_volumes_per_category_service_and_channel(desk, history):
     k = kpis(desk)
     assert k.created == 11
+    created = table(desk, "kpis")["rows"][0]
+    assert created == ["tickets created", 11, 3, 2, 1, 4, 0]  # and F, not qualified yet
     assert k.volume == {"network": 4, "access": 2, "software": 2, "laptop": 1,
                         "password_reset": 1, "uncategorized": 1}
     category = table(desk, "volume_category")
