@@ -278,6 +278,10 @@ class WorkerRound:
     sent: int = 0
     undelivered: int = 0
 
+    def __add__(self, other: WorkerRound) -> WorkerRound:
+        return WorkerRound(self.fired + other.fired, self.failed + other.failed,
+                           self.sent + other.sent, self.undelivered + other.undelivered)
+
 
 # -- reports ---------------------------------------------------------------------------
 

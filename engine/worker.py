@@ -18,10 +18,7 @@ from .mailer import SmtpSettings
 
 def run_round(desk: ServiceDesk, smtp: SmtpSettings | None, batch: int = 100) -> WorkerRound:
     """Fire what is due and send what is pending, up to ``batch`` of each."""
-    timers = desk.fire_due_timers(limit=batch)
-    mail = desk.deliver_notifications(smtp, limit=batch)
-    return WorkerRound(fired=timers.fired, failed=timers.failed, sent=mail.sent,
-                       undelivered=mail.undelivered)
+    return desk.fire_due_timers(limit=batch) + desk.deliver_notifications(smtp, limit=batch)
 
 
 def run(desk: ServiceDesk, smtp: SmtpSettings | None, *, once: bool = False,
@@ -36,9 +33,7 @@ def run(desk: ServiceDesk, smtp: SmtpSettings | None, *, once: bool = False,
     total = WorkerRound()
     while not stop.is_set():
         done = run_round(desk, smtp, batch)
-        total = WorkerRound(*(a + b for a, b in zip(
-            (total.fired, total.failed, total.sent, total.undelivered),
-            (done.fired, done.failed, done.sent, done.undelivered), strict=True)))
+        total += done
         if report and (done.fired or done.failed or done.sent or done.undelivered):
             report(done)
         busy = done.fired + done.failed >= batch or done.sent + done.undelivered >= batch

@@ -37,6 +37,18 @@ def test_a_literal_timer_must_be_iso_8601(desk, life):
                for e in errors), errors
 
 
+def test_cycle_timers_are_refused(desk, life):
+    """Guichet runs date and duration timers on its injected clock; cycles are refused."""
+    timer = ('<bpmn:boundaryEvent id="every_hour" attachedToRef="escalate" '
+             'cancelActivity="false"><bpmn:timerEventDefinition>'
+             '<bpmn:timeCycle>"R3/PT1H"</bpmn:timeCycle>'
+             '</bpmn:timerEventDefinition></bpmn:boundaryEvent>')
+    xml = INCIDENT.replace("</bpmn:process>", timer + "</bpmn:process>")
+    errors = desk.validate_xml("incident", xml, life.user("olga"))
+    assert [e["message"] for e in errors if e["element"] == "every_hour"] == [
+        "cycle timers are not supported; use a date or a duration"]
+
+
 def test_diff_names_each_changed_element_and_form(desk, life):
     olga = life.user("olga")
     forms = desk.version_forms("incident", 1)
