@@ -597,6 +597,7 @@ class ServiceDesk:
                     with s.begin_nested():
                         self._fire(s, due[0], now)
                     fired += 1
+                    self._close_failures(s, due[0], "timer", now)  # it worked this time
                 except Exception as err:  # whatever it is, it must not stop the worker
                     message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
                     attempts = timers.postpone(s, due[0], now, message)
@@ -659,6 +660,13 @@ class ServiceDesk:
             ticket_id=ticket_id, ticket_number=ticket.number, task_id=task_id,
             process_key=ticket.process_key, process_version=ticket.process_version)])
 
+    @staticmethod
+    def _close_failures(s: Session, ticket_id: int, operation: str, now) -> None:
+        for failure in s.scalars(select(StepFailure).where(
+                StepFailure.ticket_id == ticket_id, StepFailure.operation == operation,
+                StepFailure.resolved_at.is_(None))):
+            failure.resolved_at, failure.resolved_by = now, "system"
+
     def failures(self, actor: Actor, open_only: bool = True) -> list[FailureInfo]:
         """Steps the engine could not finish, newest first (administrators only)."""
         _require_admin(actor)
@@ -696,6 +704,13 @@ class ServiceDesk:
             original = self.actor(who)
             if original is None:
                 raise Conflict(f"user {who} no longer exists; the task must be completed anew")
+            with self.db.read() as s:
+                task = s.get(Task, task_id)
+                still_ready = task is not None and task.state == "ready"
+            if not still_ready:  # someone completed it since: nothing left to retry
+                with self.db.write() as s:
+                    self._close_failures(s, ticket_id, "complete", self.clock())
+                raise Conflict("the task was completed since; this failure is closed")
             self.complete(original, task_id, data)
         with self.db.write() as s:
             failure = s.get(StepFailure, failure_id)

@@ -115,6 +115,7 @@ def test_a_failing_ticket_is_recorded_retried_later_and_does_not_block_others(li
         from engine.persistence.models import TicketState
 
         bad_id = s.scalar(select(Ticket.id).where(Ticket.number == bad.number))
+        healthy = s.get(TicketState, bad_id).state
         s.execute(update(TicketState).where(TicketState.ticket_id == bad_id)
                   .values(state=b"not a workflow"))
     clock.advance(days=4)
@@ -128,6 +129,13 @@ def test_a_failing_ticket_is_recorded_retried_later_and_does_not_block_others(li
     clock.advance(minutes=1)
     assert desk.fire_due_timers().failed == 1
     assert desk.failures(life.user("admin"))[0].attempts == 2
+    with desk.db.write() as s:  # "fixed": the next automatic retry goes through
+        s.execute(update(TicketState).where(TicketState.ticket_id == bad_id)
+                  .values(state=healthy))
+    clock.advance(minutes=2)
+    assert desk.fire_due_timers().fired == 1
+    assert life.ticket(bad).status == "closed"
+    assert desk.failures(life.user("admin")) == []  # closed by the retry that worked
     with pytest.raises(Forbidden):
         desk.failures(life.user("sam"))
 
@@ -223,3 +231,26 @@ def test_cli_worker_once(life, desk, database_url, clock, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "done: 1 fired, 0 failed" in result.output
     assert life.ticket(ticket).status == "closed"
+
+
+def test_a_failed_completion_done_since_by_someone_else_is_closed_on_retry(life, desk,
+                                                                         monkeypatch):
+    from engine import Conflict, runtime
+    from engine.errors import ProcessError
+
+    ticket = life.report(as_="alice")
+    real = runtime.complete
+
+    def failing(*args, **kwargs):
+        raise ProcessError("the process failed at set_priority: boom", "set_priority")
+
+    monkeypatch.setattr(runtime, "complete", failing)
+    with pytest.raises(ProcessError):
+        life.complete(ticket, "qualify", as_="sam", data=QUALIFY_RESOLVE)
+    monkeypatch.setattr(runtime, "complete", real)
+    life.complete(ticket, "qualify", as_="sam", data=QUALIFY_RESOLVE)  # sam tries again
+    [failure] = desk.failures(life.user("admin"))
+    with pytest.raises(Conflict, match="completed since"):
+        desk.retry_failure(life.user("admin"), failure.id)
+    assert desk.failures(life.user("admin")) == []
+    assert life.ticket(ticket).status == "resolved"
