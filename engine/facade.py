@@ -599,8 +599,7 @@ class ServiceDesk:
                     fired += 1
                     self._close_failures(s, due[0], "timer", now)  # it worked this time
                 except Exception as err:  # whatever it is, it must not stop the worker
-                    message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
-                    attempts = timers.postpone(s, due[0], now, message)
+                    attempts = timers.postpone(s, due[0], now, _error_text(err))
                     self._failure_row(s, due[0], None, "timer", "system", {}, err, now, attempts)
                     failed += 1
         return WorkerRound(fired=fired, failed=failed)
@@ -639,8 +638,7 @@ class ServiceDesk:
     def _failure_row(self, s: Session, ticket_id: int, task_id: str | None, operation: str,
                      actor: str, data: dict[str, Any], err: Exception, now,
                      attempts: int = 1) -> None:
-        message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
-        element = getattr(err, "element", None)
+        message, element = _error_text(err), getattr(err, "element", None)
         open_one = s.scalars(
             select(StepFailure).where(StepFailure.ticket_id == ticket_id,
                                       StepFailure.operation == operation,
@@ -1144,6 +1142,11 @@ def _version_row(s: Session, key: str, version: int) -> ProcessVersion:
     if row is None:
         raise NotFound(f"{key} has no version {version}")
     return row
+
+
+def _error_text(err: Exception) -> str:
+    """What went wrong, for administrators: the engine's message, or the exception."""
+    return getattr(err, "message", None) or f"{type(err).__name__}: {err}"
 
 
 def _require_admin(actor: Actor) -> None:

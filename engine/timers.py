@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .persistence.models import Ticket, Timer
@@ -151,6 +151,3 @@ def postpone(session: Session, ticket_id: int, now: datetime, error: str) -> int
         attempts = max(attempts, row.attempts)
     return attempts
 
-
-def clear(session: Session, ticket_id: int) -> None:
-    session.execute(delete(Timer).where(Timer.ticket_id == ticket_id))
