@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import literal, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from .dto import Actor, CatalogItemInfo, GroupInfo, ServiceInfo
@@ -82,14 +82,18 @@ class FormOptions(Mapping[str, list[tuple[str, str]]]):
         self._loaded: dict[str, list[tuple[str, str]]] = {}
 
     def __getitem__(self, source: str) -> list[tuple[str, str]]:
-        if source not in self._loaded:
-            if source == "groups":
-                self._loaded[source] = [(g.key, g.name) for g in groups(self._session)
-                                        if g.level > 0]  # not managers: no functional target
-            elif source == "services":
-                self._loaded[source] = [(s.key, s.name) for s in services(self._session)]
-            else:
-                raise KeyError(source)
+        if source not in self.SOURCES:
+            raise KeyError(source)
+        if not self._loaded:  # both lists in one round trip: forms often want both
+            self._loaded = {name: [] for name in self.SOURCES}
+            rows = self._session.execute(union_all(
+                # not managers (level 0): no functional target
+                select(literal("groups"), Group.key, Group.name, Group.level, Group.key)
+                .where(Group.level > 0),
+                select(literal("services"), Service.key, Service.name, literal(0), Service.name),
+            ).order_by(literal_column("4"), literal_column("5")))
+            for name, key, title, _level, _order in rows:
+                self._loaded[name].append((key, title))
         return self._loaded[source]
 
     def __iter__(self) -> Iterator[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, null, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -113,6 +113,7 @@ class ServiceDesk:
         self.hasher = hasher or directory.HASHER
         self.definitions = DefinitionCache()
         self.script_engine = DeskScriptEngine(SERVICE_OPERATORS, clock)
+        self._names: dict[int, str] = {}  # user id -> username (usernames never change)
 
     # -- schema -----------------------------------------------------------------------
 
@@ -321,7 +322,8 @@ class ServiceDesk:
             old = self.definitions.get(s, ticket.definition_id)
             new = self.definitions.get(s, deploy.definition_for(s, target).id)
             now = self.clock()
-            step = tickets.load_step(s, ticket, old, self.script_engine, now, open_rows)
+            state = s.get(TicketState, ticket.id)
+            step = tickets.load_step(ticket, state, old, self.script_engine, now, open_rows)
             versions.migrate(step.workflow, new.spec, new.subprocess_specs)
             runtime.provide(step.workflow, {"reported_at": ticket.created_at.isoformat()})
             runtime.run_engine(step.workflow, runtime.StepTrace())
@@ -409,11 +411,10 @@ class ServiceDesk:
         if definition_row is None:
             raise NotFound(f"process {key!r} is not deployed; run 'guichet deploy'")
         definition = self.definitions.get(s, definition_row.id)
-        user = directory.user_by_name(s, actor.username)
         now = self.clock()
         ticket = Ticket(
             number=tickets.next_number(s, kind), kind=kind, title=data["title"],
-            description=data["description"], status="new", requester_id=user.id,
+            description=data["description"], status="new", requester_id=_user_id(s, actor),
             service_key=data.get("service"), item_key=item, channel=data["channel"],
             fingerprint=data.get("fingerprint"), created_at=now, updated_at=now,
             definition_id=definition.id, process_key=definition.key,
@@ -518,7 +519,7 @@ class ServiceDesk:
 
     def _assign(self, actor: Actor, task_id: str, claim: bool) -> TaskInfo:
         with self._writing() as s:
-            task, ticket, _ = self._locked_task(s, actor, task_id)
+            task, ticket, _, _ = self._locked_task(s, actor, task_id)
             if task.for_requester:
                 raise Conflict("tasks of the requester cannot be claimed")
             user_id = _user_id(s, actor)
@@ -553,16 +554,18 @@ class ServiceDesk:
 
     def _complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> TicketInfo:
         with self._writing() as s:
-            task, ticket, open_rows = self._locked_task(s, actor, task_id)
+            task, ticket, state, open_rows = self._locked_task(s, actor, task_id,
+                                                               with_state=True)
             user_id = _user_id(s, actor)
             if task.assignee_id not in (None, user_id):
-                claimed_by = _usernames(s, {task.assignee_id})[task.assignee_id]
+                claimed_by = self._usernames(s, {task.assignee_id})[task.assignee_id]
                 raise Conflict(f"this task is claimed by {claimed_by}; ask them to release it")
             definition = self.definitions.get(s, ticket.definition_id)
             options = directory.form_options(s)
             entered = forms.validate(forms.with_options(definition.form(task.name), options), data)
             now = self.clock()
-            step = tickets.load_step(s, ticket, definition, self.script_engine, now, open_rows)
+            step = tickets.load_step(ticket, state, definition, self.script_engine, now,
+                                     open_rows)
             workflow = step.workflow
             before = runtime.variables(workflow)
             with outbox.collecting() as requested:
@@ -607,8 +610,8 @@ class ServiceDesk:
     def _fire(self, s: Session, ticket_id: int, now) -> None:
         ticket = s.get(Ticket, ticket_id, populate_existing=True)
         definition = self.definitions.get(s, ticket.definition_id)
-        step = tickets.load_step(s, ticket, definition, self.script_engine, now,
-                                 tickets.open_tasks(s, ticket.id))
+        step = tickets.load_step(ticket, s.get(TicketState, ticket_id), definition,
+                                 self.script_engine, now, tickets.open_tasks(s, ticket.id))
         due = [p for p in step.timers_before if p.fire_at <= now]
         step.timers_before = None  # rewrite the rows whatever happens: they brought us here
         with outbox.collecting() as requested:
@@ -1043,14 +1046,17 @@ class ServiceDesk:
             raise NotFound("task not found")
         return task, ticket
 
-    def _locked_task(self, s: Session, actor: Actor,
-                     task_id: str) -> tuple[Task, Ticket, list[Task]]:
-        """Lock the ticket row first, then read its ready tasks as they are now."""
-        ticket = s.scalars(
-            select(Ticket).where(Ticket.id == select(Task.ticket_id).where(Task.id == task_id)
-                                 .scalar_subquery())
-            .with_for_update().execution_options(populate_existing=True)
+    def _locked_task(self, s: Session, actor: Actor, task_id: str, with_state: bool = False
+                     ) -> tuple[Task, Ticket, TicketState | None, list[Task]]:
+        """Lock the ticket row (read with its state when asked), then its ready tasks."""
+        query = select(Ticket, TicketState).outerjoin(TicketState) if with_state else select(
+            Ticket, null())
+        found = s.execute(
+            query.where(Ticket.id == select(Task.ticket_id).where(Task.id == task_id)
+                        .scalar_subquery())
+            .with_for_update(of=Ticket).execution_options(populate_existing=True)
         ).first()
+        ticket, state = found if found else (None, None)
         user_id = _user_id(s, actor)
         if ticket is None or not access.may_see(actor, ticket, user_id):
             raise NotFound("task not found")
@@ -1061,7 +1067,7 @@ class ServiceDesk:
         if not access.may_work_on(actor, task, ticket, user_id):
             who = "the ticket's requester" if task.for_requester else f"group {task.group_key}"
             raise Forbidden(f"this task belongs to {who}")
-        return task, ticket, open_rows
+        return task, ticket, state, open_rows
 
     def _ticket_info(self, s: Session, ticket: Ticket, actor: Actor,
                      open_tasks: list[Task] | None = None, state: TicketState | None = None,
@@ -1069,8 +1075,8 @@ class ServiceDesk:
         """The ticket as ``actor`` may see it; pass what a step already holds to skip reads."""
         if open_tasks is None:
             open_tasks = tickets.open_tasks(s, ticket.id)
-        names = _usernames(s, {ticket.requester_id, ticket.assignee_id}
-                           | {t.assignee_id for t in open_tasks})
+        names = self._usernames(s, {ticket.requester_id, ticket.assignee_id}
+                                | {t.assignee_id for t in open_tasks})
         options, memo = options or directory.form_options(s), {}
         state = state or s.get(TicketState, ticket.id)
         variables = json.loads(state.variables) if state else {}
@@ -1081,6 +1087,13 @@ class ServiceDesk:
             tasks=[self._task_info(s, t, ticket, names, options, memo) for t in open_tasks],
             data=variables,
         )
+
+    def _usernames(self, s: Session, ids: set[int | None]) -> dict[int, str]:
+        """Usernames by user id, read once per desk: a username is never changed."""
+        missing = {i for i in ids if i is not None and i not in self._names}
+        if missing:
+            self._names.update(_usernames(s, missing))
+        return {i: self._names[i] for i in ids if i in self._names}
 
     def _task_info(self, s: Session, task: Task, ticket: Ticket, names: dict[int, str],
                    options: Mapping, memo: dict | None = None) -> TaskInfo:

@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .persistence.models import Membership, Notification, Task, Ticket, User
@@ -67,13 +67,14 @@ def for_step(session: Session, step: Step, requested: list[dict[str, str]]) -> i
     ticket = step.ticket
     rows = {row.id: row for row in step.open_rows}
     messages: list[_Message] = []
+    emails: dict[int, str] = {}  # filled by member look-ups, completed by _write
     label = f"{ticket.number} {ticket.title}"
     status = None
     for event in step.events:
         if event.action == "ticket_status_changed":
             status = str(event.data.get("to", "")).replace("_", " ")
         elif event.action == "task_created" and event.task_id in rows:
-            messages += _task_messages(session, ticket, rows[event.task_id], label)
+            messages += _task_messages(session, ticket, rows[event.task_id], label, emails)
     if status:
         asked = [m for m in messages if m.user_id == ticket.requester_id]
         if asked:  # one message to the requester: the task that waits on them, and why
@@ -83,13 +84,14 @@ def for_step(session: Session, step: Step, requested: list[dict[str, str]]) -> i
                                      f"{ticket.number} is now {status}",
                                      f"{label}\nStatus: {status}"))
     for request in requested:
-        for user_id in _audience(session, ticket, request["audience"]):
+        for user_id in _audience(session, ticket, request["audience"], emails):
             messages.append(_Message(user_id, request["kind"],
                                      f"{ticket.number}: {request['subject']}", label))
-    return _write(session, step, messages)
+    return _write(session, step, messages, emails)
 
 
-def _task_messages(session: Session, ticket: Ticket, row: Task, label: str) -> list[_Message]:
+def _task_messages(session: Session, ticket: Ticket, row: Task, label: str,
+                   emails: dict[int, str]) -> list[_Message]:
     if row.for_requester:
         kind = "question" if row.name == "provide_info" else "action"
         return [_Message(ticket.requester_id, kind, f"{ticket.number}: {row.title}",
@@ -99,43 +101,51 @@ def _task_messages(session: Session, ticket: Ticket, row: Task, label: str) -> l
     if row.assignee_id:
         return [_Message(row.assignee_id, kind, f"{ticket.number}: {row.title}", body)]
     return [_Message(uid, kind, f"{ticket.number}: {row.title}", body)
-            for uid in _members(session, row.group_key)]
+            for uid in _members(session, row.group_key, emails)]
 
 
-def _audience(session: Session, ticket: Ticket, audience: str) -> list[int]:
+def _audience(session: Session, ticket: Ticket, audience: str,
+              emails: dict[int, str]) -> list[int]:
     if audience == "requester":
         return [ticket.requester_id]
     if audience == "managers":
-        return _members(session, "managers")
+        return _members(session, "managers", emails)
     if ticket.assignee_id:
         return [ticket.assignee_id]
-    return _members(session, ticket.group_key)
+    return _members(session, ticket.group_key, emails)
 
 
-def _members(session: Session, group: str | None) -> list[int]:
+def _members(session: Session, group: str | None, emails: dict[int, str]) -> list[int]:
+    """Active members of ``group``; their addresses go into ``emails`` on the way."""
     if not group:
         return []
-    return list(session.scalars(
-        select(User.id).join(Membership, Membership.user_id == User.id)
-        .where(Membership.group_key == group, User.active.is_(True)).order_by(User.id)))
+    rows = session.execute(
+        select(User.id, User.email).join(Membership, Membership.user_id == User.id)
+        .where(Membership.group_key == group, User.active.is_(True)).order_by(User.id)).all()
+    emails.update((user_id, email or "") for user_id, email in rows)
+    return [user_id for user_id, _ in rows]
 
 
-def _write(session: Session, step: Step, messages: list[_Message]) -> int:
-    seen: set[tuple[int, str, str]] = set()
-    emails = dict(session.execute(
-        select(User.id, User.email).where(User.id.in_({m.user_id for m in messages}))).all()
-    ) if messages else {}
-    count = 0
+def _write(session: Session, step: Step, messages: list[_Message],
+           emails: dict[int, str]) -> int:
+    unknown = {m.user_id for m in messages} - emails.keys()
+    if unknown:
+        emails.update(session.execute(
+            select(User.id, User.email).where(User.id.in_(unknown))).all())
+    rows, seen = [], set()
     for m in messages:
         key = (m.user_id, m.kind, m.subject)
         if key in seen:
             continue
         seen.add(key)
         email = emails.get(m.user_id) or ""
-        session.add(Notification(
-            user_id=m.user_id, ticket_id=step.ticket.id, kind=m.kind, subject=m.subject[:250],
-            body=m.body, email=email, state="pending" if email else "no_email",
-            next_attempt_at=step.now if email else None, created_at=step.now, attempts=0,
-        ))
-        count += 1
-    return count
+        rows.append({
+            "user_id": m.user_id, "ticket_id": step.ticket.id, "kind": m.kind,
+            "subject": m.subject[:250], "body": m.body, "email": email,
+            "state": "pending" if email else "no_email",
+            "next_attempt_at": step.now if email else None, "created_at": step.now,
+            "attempts": 0,
+        })
+    if rows:  # Core: one statement for the lot, no objects to track
+        session.execute(insert(Notification.__table__), rows)
+    return len(rows)

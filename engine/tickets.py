@@ -68,11 +68,10 @@ def new_workflow(definition: LoadedDefinition, engine: SandboxScriptEngine) -> B
 
 
 def load_step(
-    session: Session, ticket: Ticket, definition: LoadedDefinition, engine: SandboxScriptEngine,
-    now: datetime, open_rows: list[Task],
+    ticket: Ticket, state: TicketState, definition: LoadedDefinition,
+    engine: SandboxScriptEngine, now: datetime, open_rows: list[Task],
 ) -> Step:
-    """Restore the ticket's instance, ready for a unit of work."""
-    state = session.get(TicketState, ticket.id)
+    """Restore the ticket's instance from its stored ``state``, ready for a unit of work."""
     workflow = load_state(state.state, definition.spec, definition.subprocess_specs)
     workflow.script_engine = engine  # not serialized: re-attach the sandbox every time
     return Step(ticket, definition, workflow, now, state, list(open_rows),
@@ -105,7 +104,7 @@ def save(session: Session, step: Step, actor: str,
     project(session, step, variables, actor)
     waiting = [] if step.workflow.is_completed() else timers.pending(step.workflow)
     if waiting != step.timers_before:  # most steps leave the timers as they were
-        timers.store(session, step.ticket.id, waiting)
+        timers.store(session, step.ticket.id, waiting, step.timers_before)
     if step.ticket.fingerprint and monitoring.follow(session, step.ticket, step.now):
         step.event("service_state_changed", "system",
                    {"service": step.ticket.service_key, "state": "nominal"})

@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from .persistence.models import Ticket, Timer
@@ -101,21 +101,28 @@ def pending(workflow: BpmnWorkflow) -> list[Pending]:
     return sorted(found, key=lambda p: (p.fire_at, p.name))
 
 
-def store(session: Session, ticket_id: int, timers: list[Pending]) -> None:
-    """Replace the ticket's timer rows by the ones it waits on now."""
-    existing = list(session.scalars(select(Timer).where(Timer.ticket_id == ticket_id)))
-    wanted = {(t.name, t.fire_at) for t in timers}
-    kept = set()
-    for row in existing:
-        key = (row.name, row.fire_at)
-        if key in wanted and key not in kept:
-            kept.add(key)  # unchanged: keep its attempts and error
-        else:
-            session.delete(row)
-    for timer in timers:
-        if (timer.name, timer.fire_at) not in kept:
-            session.add(Timer(ticket_id=ticket_id, name=timer.name, fire_at=timer.fire_at,
-                              wake_at=timer.fire_at, attempts=0))
+def store(session: Session, ticket_id: int, timers: list[Pending],
+          before: list[Pending] | None = None) -> None:
+    """Make the ticket's timer rows the ones it waits on now.
+
+    ``before``: the timers the rows were written from (the instance as it was loaded);
+    rows of timers still waited on are kept, with their attempts and error. ``None``
+    rewrites every row.
+    """
+    rows = Timer.__table__
+    if before is None:
+        session.execute(delete(rows).where(rows.c.ticket_id == ticket_id))
+        gone, new = [], timers
+    else:
+        gone = [t for t in before if t not in timers]
+        new = [t for t in timers if t not in before]
+    if gone:
+        session.execute(delete(rows).where(rows.c.ticket_id == ticket_id, or_(*(
+            and_(rows.c.name == t.name, rows.c.fire_at == t.fire_at) for t in gone))))
+    if new:
+        session.execute(insert(rows), [
+            {"ticket_id": ticket_id, "name": t.name, "fire_at": t.fire_at,
+             "wake_at": t.fire_at, "attempts": 0} for t in new])
 
 
 def due_tickets(session: Session, now: datetime, limit: int) -> list[int]:
