@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, null, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import (
@@ -444,7 +444,11 @@ class ServiceDesk:
     def tickets(self, actor: Actor, kind: str | None = None, status: str | None = None,
                 q: str | None = None, page: int = 1, per_page: int = 25,
                 priority: str | None = None, service: str | None = None) -> Page[TicketInfo]:
-        """Tickets the actor may see, newest first, filtered and paginated in SQL."""
+        """Tickets the actor may see, newest first, filtered and paginated in SQL.
+
+        One statement: the page with its requester and assignee names, and the total
+        (counted again apart only for a page past the end).
+        """
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
@@ -452,11 +456,22 @@ class ServiceDesk:
             if kind:
                 where.append(Ticket.kind == kind)
             where += queries.ticket_conditions(status, priority, service, q)
-            total = s.scalar(select(func.count()).select_from(Ticket).where(*where))
-            rows = s.scalars(select(Ticket).where(*where).order_by(Ticket.id.desc())
-                             .offset((page - 1) * per_page).limit(per_page)).all()
-            names = _usernames(s, {r.requester_id for r in rows} | {r.assignee_id for r in rows})
-            items = [_ticket_summary(r, names) for r in rows]
+            count = select(func.count()).select_from(Ticket).where(*where)
+            requester, assignee = aliased(User), aliased(User)
+            rows = s.execute(
+                select(Ticket, requester.username, assignee.username,
+                       count.scalar_subquery())
+                .outerjoin(requester, requester.id == Ticket.requester_id)
+                .outerjoin(assignee, assignee.id == Ticket.assignee_id)
+                .where(*where).order_by(Ticket.id.desc())
+                .offset((page - 1) * per_page).limit(per_page)).all()
+            total = _total(s, rows, count, page)
+            items = []
+            for t, requester_name, assignee_name, _ in rows:
+                names = {t.requester_id: requester_name}
+                if t.assignee_id is not None:
+                    names[t.assignee_id] = assignee_name
+                items.append(_ticket_summary(t, names))
             return Page(items, total, page, per_page)
 
     def ticket(self, actor: Actor, number: str) -> TicketInfo:
@@ -480,29 +495,38 @@ class ServiceDesk:
         """Ready user tasks the actor may act on, oldest first.
 
         ``queue``: ``mine`` (claimed by the actor), ``group`` (the actor's groups),
-        ``unassigned`` (nobody claimed it), or None for all of them.
+        ``unassigned`` (nobody claimed it), or None for all of them. One statement reads
+        the page (tasks, tickets, assignees) and the total; the forms' options may take
+        one more.
         """
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            ids, total = queries.inbox_page(s, actor, user_id, queue,
-                                     queries.ticket_conditions(status, priority, service, q),
-                                     (page - 1) * per_page, per_page)
-            found = {t.id: (t, k) for t, k in s.execute(
-                select(Task, Ticket).join(Ticket, Task.ticket_id == Ticket.id)
-                .where(Task.id.in_(ids)))}
-            rows = [found[i] for i in ids if i in found]
-            names = _usernames(s, {t.assignee_id for t, _ in rows})
+            where = queries.ticket_conditions(status, priority, service, q)
+            ids = queries.inbox_page_ids(actor, user_id, queue, where,
+                                         (page - 1) * per_page, per_page)
+            if ids is None:
+                return Page([], 0, page, per_page)
+            count = queries.inbox_counts(actor, user_id, [queue], where)
+            assignee = aliased(User)
+            rows = s.execute(
+                select(Task, Ticket, assignee.username, count.scalar_subquery())
+                .join(Ticket, Task.ticket_id == Ticket.id)
+                .outerjoin(assignee, assignee.id == Task.assignee_id)
+                .where(Task.id.in_(ids)).order_by(*queries.INBOX_ORDER)).all()
+            total = _total(s, rows, count, page)
+            names = {t.assignee_id: name for t, _, name, _ in rows if t.assignee_id is not None}
             options, memo = directory.form_options(s), {}
-            items = [self._task_info(s, t, k, names, options, memo) for t, k in rows]
+            items = [self._task_info(s, t, k, names, options, memo) for t, k, _, _ in rows]
             return Page(items, total, page, per_page)
 
     def queue_counts(self, actor: Actor) -> dict[str, int]:
-        """How many ready tasks wait in each of the actor's queues."""
+        """How many ready tasks wait in each of the actor's queues (one statement)."""
+        queues = ("mine", "group", "unassigned", None)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            return {queue or "all": queries.inbox_count(s, actor, user_id, queue, [])
-                    for queue in ("mine", "group", "unassigned", None)}
+            row = s.execute(queries.inbox_counts(actor, user_id, queues, [])).one()
+            return {queue or "all": int(value) for queue, value in zip(queues, row, strict=True)}
 
     def task(self, actor: Actor, task_id: str) -> TaskInfo:
         with self.db.read() as s:
@@ -1048,19 +1072,25 @@ class ServiceDesk:
 
     def _locked_task(self, s: Session, actor: Actor, task_id: str, with_state: bool = False
                      ) -> tuple[Task, Ticket, TicketState | None, list[Task]]:
-        """Lock the ticket row (read with its state when asked), then its ready tasks."""
-        query = select(Ticket, TicketState).outerjoin(TicketState) if with_state else select(
-            Ticket, null())
-        found = s.execute(
-            query.where(Ticket.id == select(Task.ticket_id).where(Task.id == task_id)
-                        .scalar_subquery())
-            .with_for_update(of=Ticket).execution_options(populate_existing=True)
+        """Lock the ticket row, then read its ready tasks (and its state when asked).
+
+        The reads come after the lock, in statements of their own: on PostgreSQL a
+        statement that waited for a lock still sees, in the rows it joins, what was
+        there before the other transaction committed.
+        """
+        ticket = s.scalars(
+            select(Ticket).where(Ticket.id == select(Task.ticket_id).where(Task.id == task_id)
+                                 .scalar_subquery())
+            .with_for_update().execution_options(populate_existing=True)
         ).first()
-        ticket, state = found if found else (None, None)
         user_id = _user_id(s, actor)
         if ticket is None or not access.may_see(actor, ticket, user_id):
             raise NotFound("task not found")
-        open_rows = tickets.open_tasks(s, ticket.id)
+        state = None
+        if with_state:
+            state, open_rows = tickets.state_and_open_tasks(s, ticket.id)
+        else:
+            open_rows = tickets.open_tasks(s, ticket.id)
         task = next((row for row in open_rows if row.id == task_id), None)
         if task is None:
             raise Conflict("this task is no longer ready: someone else completed it")
@@ -1224,6 +1254,14 @@ def _paging(page: Any, per_page: Any) -> tuple[int, int]:
         raise ValidationFailed(f"page must be between 1 and {MAX_PAGE} and per_page between 1 "
                                "and 100", {"page": "Out of range."})
     return page, per_page
+
+
+def _total(s: Session, rows: list, count, page: int) -> int:
+    """The total a page's rows carry in their last column; counted apart only when there
+    are none (none on page 1: nothing matches)."""
+    if rows:
+        return int(rows[0][-1])
+    return int(s.scalar(count) or 0) if page > 1 else 0
 
 
 def _user_id(s: Session, actor: Actor) -> int | None:

@@ -21,10 +21,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import case, func, insert, literal, null, select
 from sqlalchemy.orm import Session
 
-from .persistence.models import Membership, Notification, Task, Ticket, User
+from .persistence.models import Membership, Notification, Task, Ticket, User, UTCDateTime
 
 if TYPE_CHECKING:
     from .tickets import Step
@@ -67,14 +67,13 @@ def for_step(session: Session, step: Step, requested: list[dict[str, str]]) -> i
     ticket = step.ticket
     rows = {row.id: row for row in step.open_rows}
     messages: list[_Message] = []
-    emails: dict[int, str] = {}  # filled by member look-ups, completed by _write
     label = f"{ticket.number} {ticket.title}"
     status = None
     for event in step.events:
         if event.action == "ticket_status_changed":
             status = str(event.data.get("to", "")).replace("_", " ")
         elif event.action == "task_created" and event.task_id in rows:
-            messages += _task_messages(session, ticket, rows[event.task_id], label, emails)
+            messages += _task_messages(session, ticket, rows[event.task_id], label)
     if status:
         asked = [m for m in messages if m.user_id == ticket.requester_id]
         if asked:  # one message to the requester: the task that waits on them, and why
@@ -84,14 +83,13 @@ def for_step(session: Session, step: Step, requested: list[dict[str, str]]) -> i
                                      f"{ticket.number} is now {status}",
                                      f"{label}\nStatus: {status}"))
     for request in requested:
-        for user_id in _audience(session, ticket, request["audience"], emails):
+        for user_id in _audience(session, ticket, request["audience"]):
             messages.append(_Message(user_id, request["kind"],
                                      f"{ticket.number}: {request['subject']}", label))
-    return _write(session, step, messages, emails)
+    return _write(session, step, messages)
 
 
-def _task_messages(session: Session, ticket: Ticket, row: Task, label: str,
-                   emails: dict[int, str]) -> list[_Message]:
+def _task_messages(session: Session, ticket: Ticket, row: Task, label: str) -> list[_Message]:
     if row.for_requester:
         kind = "question" if row.name == "provide_info" else "action"
         return [_Message(ticket.requester_id, kind, f"{ticket.number}: {row.title}",
@@ -101,51 +99,45 @@ def _task_messages(session: Session, ticket: Ticket, row: Task, label: str,
     if row.assignee_id:
         return [_Message(row.assignee_id, kind, f"{ticket.number}: {row.title}", body)]
     return [_Message(uid, kind, f"{ticket.number}: {row.title}", body)
-            for uid in _members(session, row.group_key, emails)]
+            for uid in _members(session, row.group_key)]
 
 
-def _audience(session: Session, ticket: Ticket, audience: str,
-              emails: dict[int, str]) -> list[int]:
+def _audience(session: Session, ticket: Ticket, audience: str) -> list[int]:
     if audience == "requester":
         return [ticket.requester_id]
     if audience == "managers":
-        return _members(session, "managers", emails)
+        return _members(session, "managers")
     if ticket.assignee_id:
         return [ticket.assignee_id]
-    return _members(session, ticket.group_key, emails)
+    return _members(session, ticket.group_key)
 
 
-def _members(session: Session, group: str | None, emails: dict[int, str]) -> list[int]:
-    """Active members of ``group``; their addresses go into ``emails`` on the way."""
+def _members(session: Session, group: str | None) -> list[int]:
     if not group:
         return []
-    rows = session.execute(
-        select(User.id, User.email).join(Membership, Membership.user_id == User.id)
-        .where(Membership.group_key == group, User.active.is_(True)).order_by(User.id)).all()
-    emails.update((user_id, email or "") for user_id, email in rows)
-    return [user_id for user_id, _ in rows]
+    return list(session.scalars(
+        select(User.id).join(Membership, Membership.user_id == User.id)
+        .where(Membership.group_key == group, User.active.is_(True)).order_by(User.id)))
 
 
-def _write(session: Session, step: Step, messages: list[_Message],
-           emails: dict[int, str]) -> int:
-    unknown = {m.user_id for m in messages} - emails.keys()
-    if unknown:
-        emails.update(session.execute(
-            select(User.id, User.email).where(User.id.in_(unknown))).all())
+def _write(session: Session, step: Step, messages: list[_Message]) -> int:
     rows, seen = [], set()
     for m in messages:
         key = (m.user_id, m.kind, m.subject)
         if key in seen:
             continue
         seen.add(key)
-        email = emails.get(m.user_id) or ""
+        # The address is read by the insert itself: no round trip to look it up first.
+        email = func.coalesce(
+            select(User.email).where(User.id == m.user_id).scalar_subquery(), "")
         rows.append({
             "user_id": m.user_id, "ticket_id": step.ticket.id, "kind": m.kind,
             "subject": m.subject[:250], "body": m.body, "email": email,
-            "state": "pending" if email else "no_email",
-            "next_attempt_at": step.now if email else None, "created_at": step.now,
-            "attempts": 0,
+            "state": case((email != "", "pending"), else_="no_email"),
+            "next_attempt_at": case((email != "", literal(step.now, UTCDateTime())),
+                                    else_=null()),
+            "created_at": step.now, "attempts": 0,
         })
-    if rows:  # Core: one statement for the lot, no objects to track
-        session.execute(insert(Notification.__table__), rows)
+    if rows:
+        session.execute(insert(Notification.__table__).values(rows))
     return len(rows)

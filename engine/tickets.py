@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit, monitoring, outbox, runtime, timers
@@ -84,6 +84,22 @@ def open_tasks(session: Session, ticket_id: int) -> list[Task]:
         select(Task).where(Task.ticket_id == ticket_id, Task.state == "ready")
         .order_by(Task.created_at, Task.id)
     ))
+
+
+def state_and_open_tasks(session: Session,
+                         ticket_id: int) -> tuple[TicketState | None, list[Task]]:
+    """The ticket's stored instance and its ready task rows, oldest first, in one query.
+
+    (None, []) for a ticket without an instance (closed history generated in bulk).
+    """
+    rows = session.execute(
+        select(TicketState, Task).outerjoin(Task, and_(
+            Task.ticket_id == TicketState.ticket_id, Task.state == "ready"))
+        .where(TicketState.ticket_id == ticket_id).order_by(Task.created_at, Task.id)
+    ).all()
+    if not rows:
+        return None, []
+    return rows[0][0], [task for _, task in rows if task is not None]
 
 
 def save(session: Session, step: Step, actor: str,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from engine import Conflict
 from engine.persistence.models import Task, Ticket, TicketState
@@ -42,6 +43,46 @@ def test_eight_agents_completing_one_task_give_one_success(life, desk):
     history = desk.history(life.user("admin"), ticket.number)
     assert [e.action for e in history].count("task_completed") == 1
     assert desk.verify_audit()[1] is None
+
+
+def test_two_tasks_of_one_ticket_completed_at_once_both_count(life, desk, clock):
+    """The second step waits for the ticket lock, then works on what the first one left."""
+    ticket = life.report()
+    life.complete(ticket, "qualify", as_="sam", data={**QUALIFY_ESCALATE, "impact": "medium"})
+    clock.advance(hours=8, seconds=1)  # P2: breached, a review for the managers
+    assert desk.fire_due_timers().fired == 1
+    escalate, review = life.task(ticket, "escalate"), life.task(ticket, "review_breach")
+    first_holds_lock, outcomes = threading.Event(), {}
+
+    def slow_commit(_conn) -> None:  # the first step keeps the lock a while before commit
+        if threading.current_thread().name == "first":
+            first_holds_lock.set()
+            time.sleep(0.5)
+
+    def run(name: str, as_: str, task_id: str, data: dict) -> None:
+        try:
+            desk.complete(life.user(as_), task_id, data)
+            outcomes[name] = "ok"
+        except Exception as err:  # the test must show anything unexpected
+            outcomes[name] = repr(err)
+
+    event.listen(desk.db.engine, "commit", slow_commit)
+    try:
+        first = threading.Thread(name="first", target=run, args=(
+            "first", "nina", escalate.id, {"action": "resolve", "resolution": "Fixed"}))
+        second = threading.Thread(name="second", target=run, args=(
+            "second", "max", review.id, {"decision": "reinforce", "notes": "Watch it"}))
+        first.start()
+        assert first_holds_lock.wait(10)
+        second.start()  # blocks on the ticket lock until the first step commits
+        first.join()
+        second.join()
+    finally:
+        event.remove(desk.db.engine, "commit", slow_commit)
+    assert outcomes == {"first": "ok", "second": "ok"}
+    assert life.waits_on(ticket) == ["confirm"]  # the resolution was not undone
+    actions = [e.action for e in desk.history(life.user("admin"), ticket.number)]
+    assert actions.count("task_completed") == 3
 
 
 def test_a_ticket_in_progress_survives_a_restart(desk, database_url, clock):
