@@ -28,13 +28,21 @@ def schema_problems(schema: Any) -> list[str]:
 
 
 def with_options(schema: dict[str, Any], options: Mapping[str, list[tuple[str, str]]]) -> dict:
-    """Copy ``schema`` with every ``x-options`` property turned into an enum of live values."""
-    filled = deepcopy(schema)
-    for prop in filled.get("properties", {}).values():
+    """Copy ``schema`` with every ``x-options`` property turned into an enum of live values.
+
+    Only the dictionaries on the way to a filled property are copied; the rest is shared
+    with ``schema``, which nobody mutates (forms are read: validated and rendered).
+    """
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return deepcopy(schema)
+    filled = {**schema, "properties": dict(properties)}
+    for name, prop in properties.items():
         source = prop.get(OPTIONS_KEY) if isinstance(prop, dict) else None
         if source in options:
-            prop["enum"] = [value for value, _ in options[source]]
-            prop["x-enum-titles"] = [title for _, title in options[source]]
+            filled["properties"][name] = {
+                **prop, "enum": [value for value, _ in options[source]],
+                "x-enum-titles": [title for _, title in options[source]]}
     return filled
 
 

@@ -21,7 +21,18 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, insert, literal, null, select
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from .persistence.models import Membership, Notification, Task, Ticket, User, UTCDateTime
@@ -127,17 +138,30 @@ def _write(session: Session, step: Step, messages: list[_Message]) -> int:
         if key in seen:
             continue
         seen.add(key)
-        # The address is read by the insert itself: no round trip to look it up first.
-        email = func.coalesce(
-            select(User.email).where(User.id == m.user_id).scalar_subquery(), "")
-        rows.append({
-            "user_id": m.user_id, "ticket_id": step.ticket.id, "kind": m.kind,
-            "subject": m.subject[:250], "body": m.body, "email": email,
-            "state": case((email != "", "pending"), else_="no_email"),
-            "next_attempt_at": case((email != "", literal(step.now, UTCDateTime())),
-                                    else_=null()),
-            "created_at": step.now, "attempts": 0,
-        })
+        rows.append({"user_id": m.user_id, "ticket_id": step.ticket.id, "kind": m.kind,
+                     "subject": m.subject[:250], "body": m.body, "now": step.now})
     if rows:
-        session.execute(insert(Notification.__table__).values(rows))
+        session.execute(_INSERT_NOTIFICATION, rows)
     return len(rows)
+
+
+def _insert_notification():
+    """One notification per parameter set, its address read from the user row by the
+    insert itself (one statement for the whole step, compiled once)."""
+    users = User.__table__
+    email = func.coalesce(users.c.email, "")
+    now = bindparam("now", type_=UTCDateTime())
+    return insert(Notification.__table__).from_select(
+        ["user_id", "ticket_id", "kind", "subject", "body", "email", "state", "attempts",
+         "next_attempt_at", "created_at"],
+        select(
+            users.c.id, bindparam("ticket_id", type_=Integer()),
+            bindparam("kind", type_=String()), bindparam("subject", type_=String()),
+            bindparam("body", type_=Text()), email,
+            case((email != "", "pending"), else_="no_email"), literal(0),
+            case((email != "", now), else_=null()), now,
+        ).where(users.c.id == bindparam("user_id", type_=Integer())),
+    )
+
+
+_INSERT_NOTIFICATION = _insert_notification()

@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from .persistence.models import Ticket, Timer
@@ -109,20 +109,26 @@ def store(session: Session, ticket_id: int, timers: list[Pending],
     rows of timers still waited on are kept, with their attempts and error. ``None``
     rewrites every row.
     """
-    rows = Timer.__table__
     if before is None:
-        session.execute(delete(rows).where(rows.c.ticket_id == ticket_id))
+        session.execute(_DELETE_ALL, {"ticket_id": ticket_id})
         gone, new = [], timers
     else:
         gone = [t for t in before if t not in timers]
         new = [t for t in timers if t not in before]
     if gone:
-        session.execute(delete(rows).where(rows.c.ticket_id == ticket_id, or_(*(
-            and_(rows.c.name == t.name, rows.c.fire_at == t.fire_at) for t in gone))))
+        session.execute(_DELETE_ONE, [
+            {"ticket_id": ticket_id, "name": t.name, "fire_at": t.fire_at} for t in gone])
     if new:
-        session.execute(insert(rows), [
+        session.execute(insert(Timer.__table__), [
             {"ticket_id": ticket_id, "name": t.name, "fire_at": t.fire_at,
              "wake_at": t.fire_at, "attempts": 0} for t in new])
+
+
+_ROWS = Timer.__table__
+_DELETE_ALL = delete(_ROWS).where(_ROWS.c.ticket_id == bindparam("ticket_id"))
+_DELETE_ONE = delete(_ROWS).where(
+    _ROWS.c.ticket_id == bindparam("ticket_id"), _ROWS.c.name == bindparam("name"),
+    _ROWS.c.fire_at == bindparam("fire_at"))
 
 
 def due_tickets(session: Session, now: datetime, limit: int) -> list[int]:
