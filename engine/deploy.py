@@ -263,29 +263,39 @@ def _current_decisions(session: Session) -> dict[str, Document]:
 
 
 def current_definition(session: Session, key: str) -> Definition | None:
-    """The definition new tickets of ``key`` start on: latest process and decisions."""
-    process = current_version(session, key)
+    """The definition new tickets of ``key`` start on: latest process and decisions.
+
+    Reads no XML: starting a ticket needs the ids, the loaded spec is cached by id.
+    """
+    process = session.execute(
+        select(ProcessVersion.id, ProcessVersion.kind, ProcessVersion.elements)
+        .where(ProcessVersion.key == key).order_by(ProcessVersion.version.desc()).limit(1)
+    ).first()
     if process is None or process.kind != "bpmn":
         return None
-    return definition_for(session, process)
+    return _definition(session, process.id, process.elements)
 
 
 def definition_for(session: Session, process: ProcessVersion) -> Definition:
     """The definition of a process version with the current decision tables it calls."""
-    elements = json.loads(process.elements)
+    return _definition(session, process.id, process.elements)
+
+
+def _definition(session: Session, process_id: int, elements_json: str) -> Definition:
+    elements = json.loads(elements_json)
     called = sorted({e["decision"] for e in elements.values() if e.get("decision")})
-    decisions = {}
-    for name in called:
-        version = current_version(session, name)
-        if version is not None:
-            decisions[name] = version.version
-    sha = hashlib.sha256(f"{process.id}:{json.dumps(decisions, sort_keys=True)}".encode())
+    decisions = dict(session.execute(
+        select(ProcessVersion.key, func.max(ProcessVersion.version))
+        .where(ProcessVersion.key.in_(called)).group_by(ProcessVersion.key)
+    ).all()) if called else {}
+    decisions = {name: decisions[name] for name in called if name in decisions}
+    sha = hashlib.sha256(f"{process_id}:{json.dumps(decisions, sort_keys=True)}".encode())
     existing = session.scalars(
         select(Definition).where(Definition.sha256 == sha.hexdigest())
     ).first()
     if existing is not None:
         return existing
-    definition = Definition(process_version_id=process.id, decisions=json.dumps(decisions),
+    definition = Definition(process_version_id=process_id, decisions=json.dumps(decisions),
                             sha256=sha.hexdigest())
     session.add(definition)
     session.flush()

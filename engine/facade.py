@@ -372,12 +372,13 @@ class ServiceDesk:
         _require_reporter(actor)
         errors = _text_errors({"title": title, "description": description})
         with self.db.write() as s:
-            if service is not None and s.get(Service, service) is None:
+            options = directory.form_options(s)
+            if service is not None and service not in dict(options["services"]):
                 errors["service"] = "Choose one of the services listed."
             _raise_if(errors)
             data = {"title": title.strip(), "description": description or "",
                     "service": service, "channel": channel}
-            return self._start(s, actor, "incident", "incident", data, item=None)
+            return self._start(s, actor, "incident", "incident", data, None, options)
 
     def order(self, actor: Actor, item_key: str, title: str | None,
               fields: dict[str, Any] | None) -> TicketInfo:
@@ -388,7 +389,8 @@ class ServiceDesk:
             if item is None or not item.active:
                 raise ValidationFailed("Unknown catalog item.", {"item": "Choose an item "
                                        "from the catalog."})
-            schema = forms.with_options(json.loads(item.form), directory.form_options(s))
+            options = directory.form_options(s)
+            schema = forms.with_options(json.loads(item.form), options)
             try:
                 forms.validate(schema, fields if fields is not None else {})
             except ValidationFailed as err:
@@ -403,10 +405,10 @@ class ServiceDesk:
                 "fulfilment_group": item.fulfilment_group, "auto_fulfil": item.auto_fulfil,
                 "priority": "P4", "impact": "low", "urgency": "medium",
             }
-            return self._start(s, actor, "request", "service_request", data, item=item.key)
+            return self._start(s, actor, "request", "service_request", data, item.key, options)
 
     def _start(self, s: Session, actor: Actor, kind: str, key: str, data: dict[str, Any],
-               item: str | None) -> TicketInfo:
+               item: str | None, options: directory.FormOptions | None = None) -> TicketInfo:
         definition_row = deploy.current_definition(s, key)
         if definition_row is None:
             raise NotFound(f"process {key!r} is not deployed; run 'guichet deploy'")
@@ -439,7 +441,7 @@ class ServiceDesk:
             trace = runtime.start(workflow, start_data)
         step.events[-1].data["path"] = trace.path
         tickets.save(s, step, actor.username, requested)
-        return self._ticket_info(s, ticket, actor)
+        return self._ticket_info(s, ticket, actor, step.open_rows, step.state, options)
 
     def tickets(self, actor: Actor, kind: str | None = None, status: str | None = None,
                 q: str | None = None, page: int = 1, per_page: int = 25,
