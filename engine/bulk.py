@@ -140,7 +140,8 @@ DESCRIPTION = "Generated history."
 
 def generate(target: Any, n: int, seed: int = 1, now: datetime | None = None, *,
              mix: dict[tuple[str, str], float] | None = None,
-             requesters: list[str] | None = None) -> dict[str, Any]:
+             requesters: list[str] | None = None,
+             open_age_days: float = 5.0) -> dict[str, Any]:
     """Insert ``n`` more historical tickets into the database; returns what was written.
 
     ``target``: a database URL, a SQLAlchemy ``Engine``, or anything with ``.db.engine``
@@ -148,7 +149,8 @@ def generate(target: Any, n: int, seed: int = 1, now: datetime | None = None, *,
     adds ``n`` tickets (numbers continue); ``seed`` makes the content repeatable.
     ``mix`` overrides the share of each (kind, status), e.g. ``{("incident", "new"): 1}``;
     ``requesters`` the usernames requesters are drawn from (default alice, bob and
-    ``user0001``..``user0200``, created when missing).
+    ``user0001``..``user0200``, created when missing); ``open_age_days`` the mean age of
+    open tickets (at most 60 days; a small value gives a fresh backlog, within its SLA).
     """
     if n < 0:
         raise ValueError("the number of tickets cannot be negative")
@@ -162,7 +164,7 @@ def generate(target: Any, n: int, seed: int = 1, now: datetime | None = None, *,
             session = Session(bind=conn, autoflush=False)
             ctx = _Context.load(session, now, requesters)
             writer = _writer(conn)
-            plan = _plan(rng, n, now, table)
+            plan = _plan(rng, n, now, table, open_age_days)
             counts = _write(session, ctx, rng, seed, writer, plan)
             session.flush()
             session.close()
@@ -328,8 +330,8 @@ _PRIORITIES = _weighted(PRIORITY_WEIGHTS.items())
 _CHANNELS = _weighted(CHANNELS)
 
 
-def _plan(rng: random.Random, n: int, now: datetime,
-          mix: tuple[list[Any], list[float]]) -> list[tuple[float, str, str]]:
+def _plan(rng: random.Random, n: int, now: datetime, mix: tuple[list[Any], list[float]],
+          open_age_days: float) -> list[tuple[float, str, str]]:
     """(created timestamp, kind, status) per ticket, oldest first (numbers follow time)."""
     end = now.timestamp()
     span = HISTORY_DAYS * 86400.0
@@ -338,7 +340,8 @@ def _plan(rng: random.Random, n: int, now: datetime,
         kind, status = _pick(rng, mix)
         if status in OPEN_STATUSES:
             # Open tickets are recent: a few days old on average, at most 60 days.
-            age = min(rng.expovariate(1 / (5 * 86400.0)), 60 * 86400.0) + 600.0
+            mean = max(open_age_days * 86400.0, 1.0)
+            age = min(rng.expovariate(1 / mean), 60 * 86400.0) + min(600.0, mean)
         else:
             age = 86400.0 + rng.random() * (span - 86400.0)
         plan.append((end - age, kind, status))
