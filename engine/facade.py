@@ -11,7 +11,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import (
@@ -454,27 +454,19 @@ class ServiceDesk:
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            where = [access.ticket_filter(actor, user_id)]
-            if kind:
-                where.append(Ticket.kind == kind)
-            where += queries.ticket_conditions(status, priority, service, q)
-            count = select(func.count()).select_from(Ticket).where(*where)
-            requester, assignee = aliased(User), aliased(User)
-            rows = s.execute(
-                select(Ticket, requester.username, assignee.username,
-                       count.scalar_subquery())
-                .outerjoin(requester, requester.id == Ticket.requester_id)
-                .outerjoin(assignee, assignee.id == Ticket.assignee_id)
-                .where(*where).order_by(Ticket.id.desc())
-                .offset((page - 1) * per_page).limit(per_page)).all()
-            total = _total(s, rows, count, page)
+            filters, values = queries.ticket_filters(status, priority, service, q, kind)
+            statement, count = queries.ticket_list_statements(
+                actor.roles, user_id is not None, filters)
+            params = {"p_user": user_id, **values,
+                      **queries.paging((page - 1) * per_page, per_page)}
+            rows = s.execute(statement, params).all()
             items = []
             for t, requester_name, assignee_name, _ in rows:
                 names = {t.requester_id: requester_name}
                 if t.assignee_id is not None:
                     names[t.assignee_id] = assignee_name
                 items.append(_ticket_summary(t, names))
-            return Page(items, total, page, per_page)
+            return Page(items, _total(s, rows, count, params, page), page, per_page)
 
     def ticket(self, actor: Actor, number: str) -> TicketInfo:
         with self.db.read() as s:
@@ -504,30 +496,28 @@ class ServiceDesk:
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            where = queries.ticket_conditions(status, priority, service, q)
-            ids = queries.inbox_page_ids(actor, user_id, queue, where,
-                                         (page - 1) * per_page, per_page)
-            if ids is None:
+            filters, values = queries.ticket_filters(status, priority, service, q)
+            statements = queries.inbox_statements(actor.roles, actor.groups,
+                                                  user_id is not None, queue, filters)
+            if statements is None:
                 return Page([], 0, page, per_page)
-            count = queries.inbox_counts(actor, user_id, [queue], where)
-            assignee = aliased(User)
-            rows = s.execute(
-                select(Task, Ticket, assignee.username, count.scalar_subquery())
-                .join(Ticket, Task.ticket_id == Ticket.id)
-                .outerjoin(assignee, assignee.id == Task.assignee_id)
-                .where(Task.id.in_(ids)).order_by(*queries.INBOX_ORDER)).all()
-            total = _total(s, rows, count, page)
+            statement, count = statements
+            params = {"p_user": user_id, **values,
+                      **queries.paging((page - 1) * per_page, per_page)}
+            rows = s.execute(statement, params).all()
             names = {t.assignee_id: name for t, _, name, _ in rows if t.assignee_id is not None}
             options, memo = directory.form_options(s), {}
             items = [self._task_info(s, t, k, names, options, memo) for t, k, _, _ in rows]
-            return Page(items, total, page, per_page)
+            return Page(items, _total(s, rows, count, params, page), page, per_page)
 
     def queue_counts(self, actor: Actor) -> dict[str, int]:
         """How many ready tasks wait in each of the actor's queues (one statement)."""
         queues = ("mine", "group", "unassigned", None)
         with self.db.read() as s:
             user_id = _user_id(s, actor)
-            row = s.execute(queries.inbox_counts(actor, user_id, queues, [])).one()
+            statement = queries.queue_counts_statement(actor.roles, actor.groups,
+                                                       user_id is not None, queues)
+            row = s.execute(statement, {"p_user": user_id}).one()
             return {queue or "all": int(value) for queue, value in zip(queues, row, strict=True)}
 
     def task(self, actor: Actor, task_id: str) -> TaskInfo:
@@ -1258,12 +1248,12 @@ def _paging(page: Any, per_page: Any) -> tuple[int, int]:
     return page, per_page
 
 
-def _total(s: Session, rows: list, count, page: int) -> int:
+def _total(s: Session, rows: list, count, params: dict, page: int) -> int:
     """The total a page's rows carry in their last column; counted apart only when there
     are none (none on page 1: nothing matches)."""
     if rows:
         return int(rows[0][-1])
-    return int(s.scalar(count) or 0) if page > 1 else 0
+    return int(s.scalar(count, params) or 0) if page > 1 else 0
 
 
 def _user_id(s: Session, actor: Actor) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import current_app, g, request
+from flask import current_app, g, has_request_context, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from engine import Actor
@@ -23,6 +23,17 @@ def issue_token(actor: Actor) -> str:
 
 
 def actor_from_token(token: str) -> Actor | None:
+    """The active user a token names; read once per request (``before_request`` checks and
+    the view ask for the same token), never remembered beyond it."""
+    if not has_request_context():
+        return _actor_from_token(token)
+    memo: dict[str, Actor | None] = request.environ.setdefault("guichet.token_actors", {})
+    if token not in memo:
+        memo[token] = _actor_from_token(token)
+    return memo[token]
+
+
+def _actor_from_token(token: str) -> Actor | None:
     try:
         payload = _signer().loads(token, max_age=current_app.config["TOKEN_MAX_AGE"])
     except BadSignature:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -139,6 +140,8 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_requester_created", "requester_id", "id"),
         Index("ix_tickets_status_id", "status", "id"),
+        # Lists filtered by status and priority: the page and its count read only this index.
+        Index("ix_tickets_status_priority_id", "status", "priority", "id"),
         Index("ix_tickets_kind_id", "kind", "id"),
         Index("ix_tickets_group_status", "group_key", "status"),
         Index("ix_tickets_fingerprint", "fingerprint"),
@@ -193,6 +196,9 @@ class TicketState(Base):
     variables: Mapped[str] = mapped_column(Text, default="{}")  # process data at the wait state
 
 
+READY = "state = 'ready'"  # the predicate of the partial indexes of ready tasks
+
+
 class Task(Base):
     """A user task of a ticket: ready ones form the inboxes, done ones the work history."""
 
@@ -203,6 +209,12 @@ class Task(Base):
         Index("ix_tasks_ticket_state", "ticket_id", "state"),
         Index("ix_tasks_state_requester", "state", "requester_id", "created_at"),
         Index("ix_tasks_completed_at", "completed_at"),  # reports: work done in a period
+        # Inbox and queue counts: ready tasks only, with every column an inbox condition
+        # names, so that counting a backlog never reads the table (engine/queries.py).
+        Index("ix_tasks_ready_group", "group_key", "assignee_id", "requester_id",
+              "for_requester", postgresql_where=text(READY), sqlite_where=text(READY)),
+        Index("ix_tasks_ready_assignee", "assignee_id", "requester_id", "group_key",
+              "for_requester", postgresql_where=text(READY), sqlite_where=text(READY)),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # SpiffWorkflow task id
