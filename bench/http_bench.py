@@ -37,6 +37,7 @@ from .common import (
 )
 
 WORKERS = 4
+THREADS = 4  # the Procfile's shape: a worker waiting on PostgreSQL lets another request run
 PROCESSES = 4
 SHARE = 0.40  # HTTP completions/s at least 40 % of the raw floor's steps/s
 HANDLES = {"desk": {"qualify", "close"}, "network": {"escalate"}, "requester": {"confirm"}}
@@ -66,7 +67,7 @@ def run(section: Section, args) -> None:
         # The floor runs half before and half after the HTTP run: load that comes and
         # goes on the machine weighs on both alike.
         before = _floor(seconds / 2)
-        server = Gunicorn(url)
+        server = Gunicorn(url, WORKERS, THREADS)
         tokens = {u: sign_in(server.port, u) for _, u in users}
         outcome = _drive(server.port, users, tokens, seconds, cap=4 * tickets)
         server.stop()
@@ -85,7 +86,7 @@ def run(section: Section, args) -> None:
     inbox = summary_ms(outcome.inbox) if outcome.inbox else None
     rate = outcome.completions / outcome.elapsed
     section.table(f"{agents} agents ({roles['desk']} service desk, {roles['network']} network, "
-                  f"{roles['requester']} requesters), gunicorn -w {WORKERS} (sync workers), "
+                  f"{roles['requester']} requesters), gunicorn -w {WORKERS} --threads {THREADS}, "
                   f"PostgreSQL", [
         "run", "seconds", "completions", "per s", "p50 ms", "p95 ms", "p99 ms", "409s",
         "errors",

@@ -177,8 +177,7 @@ class ServiceDesk:
 
     def actor(self, username: str) -> Actor | None:
         with self.db.read() as s:
-            user = directory.user_by_name(s, username)
-            return directory.actor_of(s, user) if user and user.active else None
+            return directory.active_actor(s, username)
 
     def groups(self) -> list[GroupInfo]:
         with self.db.read() as s:

@@ -50,7 +50,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size)
         self.is_sqlite = url.startswith("sqlite")
-        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL reads run in READ ONLY transactions and end with COMMIT: a ROLLBACK
+        # would make psycopg drop its prepared statements, so every request would plan
+        # its queries anew.
+        self._reader = sessionmaker(
+            self.engine if self.is_sqlite else self.engine.execution_options(
+                postgresql_readonly=True), expire_on_commit=False)
         self._writer = sessionmaker(
             self.engine.execution_options(write=True), expire_on_commit=False
         )
@@ -63,12 +68,18 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only transaction; anything written is rolled back."""
+        """A read-only transaction: nothing written survives it (refused on PostgreSQL,
+        rolled back on SQLite)."""
         with self._reader() as session:
             try:
                 yield session
-            finally:
+            except BaseException:
                 session.rollback()
+                raise
+            if self.is_sqlite:
+                session.rollback()
+            else:
+                session.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -6,10 +6,11 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
+from sqlalchemy.exc import DBAPIError
 
 from engine import Conflict
-from engine.persistence.models import Task, Ticket, TicketState
+from engine.persistence.models import Counter, Task, Ticket, TicketState
 from tests.conftest import QUALIFY_ESCALATE, QUALIFY_RESOLVE, Lifecycle, make_desk
 
 
@@ -83,6 +84,20 @@ def test_two_tasks_of_one_ticket_completed_at_once_both_count(life, desk, clock)
     assert life.waits_on(ticket) == ["confirm"]  # the resolution was not undone
     actions = [e.action for e in desk.history(life.user("admin"), ticket.number)]
     assert actions.count("task_completed") == 3
+
+
+def test_nothing_written_in_a_read_transaction_survives(desk):
+    def write_while_reading() -> None:
+        with desk.db.read() as s:
+            s.execute(update(Counter).values(value=Counter.value + 1000))
+
+    if desk.db.is_sqlite:
+        write_while_reading()  # rolled back at the end
+    else:
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            write_while_reading()  # PostgreSQL reads run READ ONLY
+    with desk.db.read() as s:
+        assert max(s.scalars(select(Counter.value))) < 1000
 
 
 def test_a_ticket_in_progress_survives_a_restart(desk, database_url, clock):
