@@ -47,13 +47,15 @@ run: db ## serve http://$HOST:$PORT (default 127.0.0.1:5000) with one worker bes
 	$(BIN)/guichet worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/guichet serve --host $${HOST:-127.0.0.1} --port $${PORT:-5000}
 
+# The PostgreSQL half leaves out the browser tests (SQLite only: tests/browser/conftest.py)
+# and the db_agnostic ones, which cannot differ by database (tests/conftest.py).
 test: install chromium ## lint, the suite on SQLite, then on PostgreSQL (without browser tests)
 	$(BIN)/ruff check .
 	env -u TEST_DATABASE_URL $(BIN)/pytest
 	@url=$$(scripts/test-postgres-url); \
 	if [ -n "$$url" ]; then \
 	  echo "== PostgreSQL half, on $$url"; \
-	  TEST_DATABASE_URL=$$url $(BIN)/pytest -m "not browser and not slow"; \
+	  TEST_DATABASE_URL=$$url $(BIN)/pytest -m "not browser and not slow and not db_agnostic"; \
 	elif [ "$${GUICHET_REQUIRE_POSTGRES:-}" = 1 ]; then \
 	  echo "FAILED: GUICHET_REQUIRE_POSTGRES=1 but no PostgreSQL server could be found or started." >&2; \
 	  exit 1; \
