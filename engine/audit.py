@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from .persistence.models import AuditEvent, AuditHead
@@ -73,10 +73,7 @@ def append(session: Session, events: list[Event]) -> None:
     """
     if not events:
         return
-    seq, prev = session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq)
-        .returning(AuditHead.seq, AuditHead.hash)
-    ).one()
+    seq, prev = session.execute(_LOCK_HEAD).one()
     rows = []
     for event in events:
         seq += 1
@@ -91,11 +88,17 @@ def append(session: Session, events: list[Event]) -> None:
         row.hash = prev = hashlib.sha256(canonical(row)).hexdigest()
         rows.append({c: getattr(row, c) for c in _COLUMNS})
     # Core, not the ORM's bulk insert: one statement whatever columns each event fills.
-    session.execute(insert(AuditEvent.__table__), rows)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    session.execute(_INSERT_EVENTS, rows)
+    session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
 
 
 _COLUMNS = [c.key for c in AuditEvent.__table__.columns]
+_INSERT_EVENTS = insert(AuditEvent.__table__)
+_HEAD = AuditHead.__table__
+_LOCK_HEAD = (update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq)
+              .returning(_HEAD.c.seq, _HEAD.c.hash))
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(
+    seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 
 
 def verify(session: Session, batch: int = 5000) -> tuple[int, int | None, str | None]:

@@ -102,12 +102,7 @@ class FormOptions(Mapping[str, list[tuple[str, str]]]):
             raise KeyError(source)
         if not self._loaded:  # both lists in one round trip: forms often want both
             self._loaded = {name: [] for name in self.SOURCES}
-            rows = self._session.execute(union_all(
-                # not managers (level 0): no functional target
-                select(literal("groups"), Group.key, Group.name, Group.level, Group.key)
-                .where(Group.level > 0),
-                select(literal("services"), Service.key, Service.name, literal(0), Service.name),
-            ).order_by(literal_column("4"), literal_column("5")))
+            rows = self._session.execute(_OPTIONS)
             for name, key, title, _level, _order in rows:
                 self._loaded[name].append((key, title))
         return self._loaded[source]
@@ -117,6 +112,14 @@ class FormOptions(Mapping[str, list[tuple[str, str]]]):
 
     def __len__(self) -> int:
         return len(self.SOURCES)
+
+
+_OPTIONS = union_all(
+    # not managers (level 0): no functional target
+    select(literal("groups"), Group.key, Group.name, Group.level, Group.key)
+    .where(Group.level > 0),
+    select(literal("services"), Service.key, Service.name, literal(0), Service.name),
+).order_by(literal_column("4"), literal_column("5"))
 
 
 def form_options(session: Session) -> FormOptions:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -1069,11 +1069,7 @@ class ServiceDesk:
         statement that waited for a lock still sees, in the rows it joins, what was
         there before the other transaction committed.
         """
-        ticket = s.scalars(
-            select(Ticket).where(Ticket.id == select(Task.ticket_id).where(Task.id == task_id)
-                                 .scalar_subquery())
-            .with_for_update().execution_options(populate_existing=True)
-        ).first()
+        ticket = s.scalars(_LOCK_TICKET_OF_TASK, {"task_id": task_id}).first()
         user_id = _user_id(s, actor)
         if ticket is None or not access.may_see(actor, ticket, user_id):
             raise NotFound("task not found")
@@ -1132,6 +1128,12 @@ class ServiceDesk:
             ticket_title=ticket.title, priority=ticket.priority, status=task.state,
             ticket_status=ticket.status, service=ticket.service_key,
         )
+
+
+_LOCK_TICKET_OF_TASK = (
+    select(Ticket).where(Ticket.id == select(Task.ticket_id)
+                         .where(Task.id == bindparam("task_id")).scalar_subquery())
+    .with_for_update().execution_options(populate_existing=True))
 
 
 class _ConflictOnStale:

@@ -126,9 +126,12 @@ def _audience(session: Session, ticket: Ticket, audience: str) -> list[int]:
 def _members(session: Session, group: str | None) -> list[int]:
     if not group:
         return []
-    return list(session.scalars(
-        select(User.id).join(Membership, Membership.user_id == User.id)
-        .where(Membership.group_key == group, User.active.is_(True)).order_by(User.id)))
+    return list(session.scalars(_MEMBERS, {"group": group}))
+
+
+_MEMBERS = (select(User.id).join(Membership, Membership.user_id == User.id)
+            .where(Membership.group_key == bindparam("group"), User.active.is_(True))
+            .order_by(User.id))
 
 
 def _write(session: Session, step: Step, messages: list[_Message]) -> int:

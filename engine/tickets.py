@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from . import audit, monitoring, outbox, runtime, timers
@@ -50,11 +50,13 @@ class Step:
 
 def next_number(session: Session, kind: str) -> str:
     prefix = PREFIXES[kind]
-    value = session.execute(
-        update(Counter).where(Counter.name == prefix).values(value=Counter.value + 1)
-        .returning(Counter.value)
-    ).scalar_one()
+    value = session.execute(_NEXT_NUMBER, {"prefix": prefix}).scalar_one()
     return f"{prefix}-{value:06d}"
+
+
+_COUNTERS = Counter.__table__
+_NEXT_NUMBER = (update(_COUNTERS).where(_COUNTERS.c.name == bindparam("prefix"))
+                .values(value=_COUNTERS.c.value + 1).returning(_COUNTERS.c.value))
 
 
 def ensure_counters(session: Session) -> None:
@@ -80,10 +82,7 @@ def load_step(
 
 def open_tasks(session: Session, ticket_id: int) -> list[Task]:
     """The ticket's ready task rows, oldest first."""
-    return list(session.scalars(
-        select(Task).where(Task.ticket_id == ticket_id, Task.state == "ready")
-        .order_by(Task.created_at, Task.id)
-    ))
+    return list(session.scalars(_OPEN_TASKS, {"ticket_id": ticket_id}))
 
 
 def state_and_open_tasks(session: Session,
@@ -92,14 +91,19 @@ def state_and_open_tasks(session: Session,
 
     (None, []) for a ticket without an instance (closed history generated in bulk).
     """
-    rows = session.execute(
-        select(TicketState, Task).outerjoin(Task, and_(
-            Task.ticket_id == TicketState.ticket_id, Task.state == "ready"))
-        .where(TicketState.ticket_id == ticket_id).order_by(Task.created_at, Task.id)
-    ).all()
+    rows = session.execute(_STATE_AND_OPEN_TASKS, {"ticket_id": ticket_id}).all()
     if not rows:
         return None, []
     return rows[0][0], [task for _, task in rows if task is not None]
+
+
+# Statements every step runs, built once (building one costs more than SQLite running it).
+_OPEN_TASKS = (select(Task).where(Task.ticket_id == bindparam("ticket_id"), Task.state == "ready")
+               .order_by(Task.created_at, Task.id))
+_STATE_AND_OPEN_TASKS = (
+    select(TicketState, Task).outerjoin(Task, and_(
+        Task.ticket_id == TicketState.ticket_id, Task.state == "ready"))
+    .where(TicketState.ticket_id == bindparam("ticket_id")).order_by(Task.created_at, Task.id))
 
 
 def save(session: Session, step: Step, actor: str,
@@ -125,6 +129,7 @@ def save(session: Session, step: Step, actor: str,
         step.event("service_state_changed", "system",
                    {"service": step.ticket.service_key, "state": "nominal"})
     outbox.for_step(session, step, requested or [])
+    session.flush()  # before the audit head is locked: it serialises every writer till commit
     audit.append(session, step.events)
 
 

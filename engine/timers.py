@@ -119,12 +119,13 @@ def store(session: Session, ticket_id: int, timers: list[Pending],
         session.execute(_DELETE_ONE, [
             {"ticket_id": ticket_id, "name": t.name, "fire_at": t.fire_at} for t in gone])
     if new:
-        session.execute(insert(Timer.__table__), [
+        session.execute(_INSERT, [
             {"ticket_id": ticket_id, "name": t.name, "fire_at": t.fire_at,
              "wake_at": t.fire_at, "attempts": 0} for t in new])
 
 
 _ROWS = Timer.__table__
+_INSERT = insert(_ROWS)
 _DELETE_ALL = delete(_ROWS).where(_ROWS.c.ticket_id == bindparam("ticket_id"))
 _DELETE_ONE = delete(_ROWS).where(
     _ROWS.c.ticket_id == bindparam("ticket_id"), _ROWS.c.name == bindparam("name"),
