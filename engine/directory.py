@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import literal, literal_column, select, union_all
+from sqlalchemy import bindparam, literal, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from .dto import Actor, CatalogItemInfo, GroupInfo, ServiceInfo
@@ -39,11 +39,7 @@ def user_by_name(session: Session, username: str) -> User | None:
 def active_actor(session: Session, username: str) -> Actor | None:
     """The active user named ``username`` with their groups, in one query (every request
     asks it), or None."""
-    rows = session.execute(
-        select(User.id, User.username, User.roles, User.name, User.email, Membership.group_key)
-        .outerjoin(Membership, Membership.user_id == User.id)
-        .where(User.username == username, User.active.is_(True))
-    ).all()
+    rows = session.execute(_ACTIVE_ACTOR, {"username": username}).all()
     if not rows:
         return None
     user_id, name, roles, full_name, email, _ = rows[0]
@@ -52,14 +48,10 @@ def active_actor(session: Session, username: str) -> Actor | None:
                  name=full_name, email=email, user_id=user_id)
 
 
-def actor_of(session: Session, user: User) -> Actor:
-    groups = session.scalars(
-        select(Membership.group_key).where(Membership.user_id == user.id)
-    ).all()
-    return Actor(
-        username=user.username, roles=frozenset(user.roles.split()), groups=frozenset(groups),
-        name=user.name, email=user.email, user_id=user.id,
-    )
+_ACTIVE_ACTOR = (
+    select(User.id, User.username, User.roles, User.name, User.email, Membership.group_key)
+    .outerjoin(Membership, Membership.user_id == User.id)
+    .where(User.username == bindparam("username"), User.active.is_(True)))
 
 
 def groups(session: Session) -> list[GroupInfo]:

@@ -163,7 +163,7 @@ class ServiceDesk:
             audit.append(s, [audit.Event(
                 action=action, actor=throttle.actor_name(username), at=now,
                 data=throttle.sign_in_data(channel, address))])
-            actor = directory.actor_of(s, user) if ok else None
+            actor = directory.active_actor(s, username) if ok else None
         if wait:
             raise throttle.Throttled(wait)
         return actor

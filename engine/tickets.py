@@ -206,10 +206,11 @@ def _new_task_row(session: Session, step: Step, task, variables: dict[str, Any])
     assignee_id = None
     hint = variables.get(props.get("assigneeFrom", "")) if props.get("assigneeFrom") else None
     if hint and not for_requester and group:
-        assignee_id = session.scalar(
-            select(User.id).join(Membership, Membership.user_id == User.id)
-            .where(User.username == str(hint), User.active.is_(True),
-                   Membership.group_key == group))
+        with session.no_autoflush:  # the step's changes go out in one flush, later
+            assignee_id = session.scalar(
+                select(User.id).join(Membership, Membership.user_id == User.id)
+                .where(User.username == str(hint), User.active.is_(True),
+                       Membership.group_key == group))
     row = Task(
         id=str(task.id), ticket_id=step.ticket.id, name=task.task_spec.bpmn_id,
         title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
