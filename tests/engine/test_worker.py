@@ -140,12 +140,13 @@ def test_a_failing_ticket_is_recorded_retried_later_and_does_not_block_others(li
         desk.failures(life.user("sam"))
 
 
-def test_step_failure_during_completion_is_recorded_then_retried(life, desk, monkeypatch):
+def failed_qualification(life, monkeypatch):
+    """sam qualifies alice's new incident while the process fails at ``set_priority``;
+    returns the ticket, and the real ``runtime.complete`` to put back ("the fix")."""
     from engine import runtime
     from engine.errors import ProcessError
 
     ticket = life.report(as_="alice")
-    task = life.task(ticket, "qualify")
     real = runtime.complete
 
     def failing(*args, **kwargs):
@@ -154,6 +155,14 @@ def test_step_failure_during_completion_is_recorded_then_retried(life, desk, mon
     monkeypatch.setattr(runtime, "complete", failing)
     with pytest.raises(ProcessError):
         life.complete(ticket, "qualify", as_="sam", data=QUALIFY_RESOLVE)
+    return ticket, real
+
+
+def test_step_failure_during_completion_is_recorded_then_retried(life, desk, monkeypatch):
+    from engine import runtime
+
+    ticket, real = failed_qualification(life, monkeypatch)
+    task = life.task(ticket, "qualify")
     assert life.waits_on(ticket) == ["qualify"]  # rolled back
     [failure] = desk.failures(life.user("admin"))
     assert (failure.operation, failure.actor, failure.element, failure.task_id) == (
@@ -236,17 +245,8 @@ def test_cli_worker_once(life, desk, database_url, clock, monkeypatch):
 def test_a_failed_completion_done_since_by_someone_else_is_closed_on_retry(life, desk,
                                                                          monkeypatch):
     from engine import Conflict, runtime
-    from engine.errors import ProcessError
 
-    ticket = life.report(as_="alice")
-    real = runtime.complete
-
-    def failing(*args, **kwargs):
-        raise ProcessError("the process failed at set_priority: boom", "set_priority")
-
-    monkeypatch.setattr(runtime, "complete", failing)
-    with pytest.raises(ProcessError):
-        life.complete(ticket, "qualify", as_="sam", data=QUALIFY_RESOLVE)
+    ticket, real = failed_qualification(life, monkeypatch)
     monkeypatch.setattr(runtime, "complete", real)
     life.complete(ticket, "qualify", as_="sam", data=QUALIFY_RESOLVE)  # sam tries again
     [failure] = desk.failures(life.user("admin"))
