@@ -36,9 +36,10 @@ from .errors import (
     SandboxError,
     ValidationFailed,
 )
-from .facade import ServiceDesk, uploads_from_folder
+from .facade import DIRECTORY_TTL, ServiceDesk, uploads_from_folder
 
 __all__ = [
+    "DIRECTORY_TTL",
     "SYSTEM",
     "Actor",
     "AuditEventInfo",

@@ -68,8 +68,8 @@ def ensure_head(session: Session) -> None:
 def append(session: Session, events: list[Event]) -> None:
     """Write events at the end of the chain, inside the caller's transaction.
 
-    The head row is locked (by a no-op update) until commit, so concurrent writers
-    chain in order.
+    The head row is locked until commit, so concurrent writers chain in order (SQLite's
+    writers already hold the database's write lock).
     """
     if not events:
         return
@@ -95,8 +95,9 @@ def append(session: Session, events: list[Event]) -> None:
 _COLUMNS = [c.key for c in AuditEvent.__table__.columns]
 _INSERT_EVENTS = insert(AuditEvent.__table__)
 _HEAD = AuditHead.__table__
-_LOCK_HEAD = (update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq)
-              .returning(_HEAD.c.seq, _HEAD.c.hash))
+# A locking read, not a no-op update: the one row every writer passes through would
+# otherwise gain a dead version per write for PostgreSQL to skip and prune.
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(
     seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 

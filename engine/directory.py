@@ -10,6 +10,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import bindparam, literal, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
+from .caching import Expiring
 from .dto import Actor, CatalogItemInfo, GroupInfo, ServiceInfo
 from .persistence.models import CatalogItem, Group, Membership, Service, User
 
@@ -85,18 +86,23 @@ class FormOptions(Mapping[str, list[tuple[str, str]]]):
 
     SOURCES = ("groups", "services")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, cache: Expiring | None = None) -> None:
         self._session = session
+        self._cache = cache
         self._loaded: dict[str, list[tuple[str, str]]] = {}
 
     def __getitem__(self, source: str) -> list[tuple[str, str]]:
         if source not in self.SOURCES:
             raise KeyError(source)
+        if not self._loaded and self._cache is not None:
+            self._loaded = self._cache.get(_OPTIONS_KEY) or {}
         if not self._loaded:  # both lists in one round trip: forms often want both
-            self._loaded = {name: [] for name in self.SOURCES}
-            rows = self._session.execute(_OPTIONS)
-            for name, key, title, _level, _order in rows:
-                self._loaded[name].append((key, title))
+            loaded: dict[str, list[tuple[str, str]]] = {name: [] for name in self.SOURCES}
+            for name, key, title, _level, _order in self._session.execute(_OPTIONS):
+                loaded[name].append((key, title))
+            self._loaded = loaded
+            if self._cache is not None:
+                self._cache.put(_OPTIONS_KEY, loaded)
         return self._loaded[source]
 
     def __iter__(self) -> Iterator[str]:
@@ -114,5 +120,9 @@ _OPTIONS = union_all(
 ).order_by(literal_column("4"), literal_column("5"))
 
 
-def form_options(session: Session) -> FormOptions:
-    return FormOptions(session)
+_OPTIONS_KEY = ("form options",)
+
+
+def form_options(session: Session, cache: Expiring | None = None) -> FormOptions:
+    """The live option lists of forms, read at most once per ``cache`` lifetime."""
+    return FormOptions(session, cache)

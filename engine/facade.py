@@ -32,6 +32,7 @@ from . import (
     trace,
     versions,
 )
+from .caching import Expiring
 from .clock import Clock, utcnow
 from .definitions import DefinitionCache
 from .dto import (
@@ -96,6 +97,10 @@ REQUESTER_VARIABLES = frozenset(
     {"resolution", "reason", "fields", "comment", "category", "fulfilment", "question", "answer"}
 )
 INCIDENT_FIELDS = {"title": (1, 200), "description": (0, 10000)}
+# Seconds a process may go on using what it read of a user, group or service list: a user
+# deactivated or moved to another group in the database is refused or moved everywhere
+# within this time (GUICHET_DIRECTORY_TTL; 0 reads them on every request).
+DIRECTORY_TTL = 10.0
 
 
 class ServiceDesk:
@@ -107,6 +112,7 @@ class ServiceDesk:
         clock: Clock = utcnow,
         hasher: PasswordHasher | None = None,
         pool_size: int = 5,
+        directory_ttl: float = DIRECTORY_TTL,
     ) -> None:
         self.db = Database(database_url, pool_size=pool_size)
         self.clock = clock
@@ -114,6 +120,10 @@ class ServiceDesk:
         self.definitions = DefinitionCache()
         self.script_engine = DeskScriptEngine(SERVICE_OPERATORS, clock)
         self._names: dict[int, str] = {}  # user id -> username (usernames never change)
+        # Who a user is (active, roles, groups) and the lists that fill forms are read at
+        # most once per ``directory_ttl`` seconds in this process: every request needs the
+        # first, most pages the second, and they change rarely and outside Guichet.
+        self._directory: Expiring = Expiring(directory_ttl)
 
     # -- schema -----------------------------------------------------------------------
 
@@ -142,7 +152,13 @@ class ServiceDesk:
         from .demo import seed
 
         with self.db.write() as s:
-            return seed(s, processes, self.hasher)
+            counts = seed(s, processes, self.hasher)
+        self.forget_directory()
+        return counts
+
+    def forget_directory(self) -> None:
+        """Read users, groups and services afresh (after changing them in the database)."""
+        self._directory.clear()
 
     # -- people -----------------------------------------------------------------------
 
@@ -164,6 +180,8 @@ class ServiceDesk:
                 action=action, actor=throttle.actor_name(username), at=now,
                 data=throttle.sign_in_data(channel, address))])
             actor = directory.active_actor(s, username) if ok else None
+        if actor is not None:
+            self._directory.put(("actor", username), actor)
         if wait:
             raise throttle.Throttled(wait)
         return actor
@@ -176,8 +194,14 @@ class ServiceDesk:
                 at=self.clock(), data={"what": what[:300], "reason": reason[:300]})])
 
     def actor(self, username: str) -> Actor | None:
-        with self.db.read() as s:
-            return directory.active_actor(s, username)
+        """The active user ``username``, as read at most ``directory_ttl`` seconds ago."""
+        actor = self._directory.get(("actor", username))
+        if actor is None:
+            with self.db.read() as s:
+                actor = directory.active_actor(s, username)
+            if actor is not None:
+                self._directory.put(("actor", username), actor)
+        return actor
 
     def groups(self) -> list[GroupInfo]:
         with self.db.read() as s:
@@ -189,7 +213,7 @@ class ServiceDesk:
 
     def catalog(self) -> list[CatalogItemInfo]:
         with self.db.read() as s:
-            options = directory.form_options(s)
+            options = self._form_options(s)
             return [replace(i, form=forms.with_options(i.form, options))
                     for i in directory.catalog(s)]
 
@@ -371,7 +395,7 @@ class ServiceDesk:
         _require_reporter(actor)
         errors = _text_errors({"title": title, "description": description})
         with self.db.write() as s:
-            options = directory.form_options(s)
+            options = self._form_options(s)
             if service is not None and service not in dict(options["services"]):
                 errors["service"] = "Choose one of the services listed."
             _raise_if(errors)
@@ -388,7 +412,7 @@ class ServiceDesk:
             if item is None or not item.active:
                 raise ValidationFailed("Unknown catalog item.", {"item": "Choose an item "
                                        "from the catalog."})
-            options = directory.form_options(s)
+            options = self._form_options(s)
             schema = forms.with_options(json.loads(item.form), options)
             try:
                 forms.validate(schema, fields if fields is not None else {})
@@ -504,9 +528,13 @@ class ServiceDesk:
             params = {"p_user": user_id, **values,
                       **queries.paging((page - 1) * per_page, per_page)}
             rows = s.execute(statement, params).all()
-            names = {t.assignee_id: name for t, _, name, _ in rows if t.assignee_id is not None}
-            options, memo = directory.form_options(s), {}
-            items = [self._task_info(s, t, k, names, options, memo) for t, k, _, _ in rows]
+            options, memo = self._form_options(s), {}
+            items = [TaskInfo(
+                id=r.id, name=r.name, title=r.title, ticket=r.number, group=r.group_key,
+                assignee=r.assignee, form=self._form(s, r.definition_id, r.name, options, memo),
+                due_at=r.due_at, created_at=r.created_at, for_requester=r.for_requester,
+                ticket_title=r.ticket_title, priority=r.priority, status=r.state,
+                ticket_status=r.ticket_status, service=r.service_key) for r in rows]
             return Page(items, _total(s, rows, count, params, page), page, per_page)
 
     def queue_counts(self, actor: Actor) -> dict[str, int]:
@@ -523,7 +551,7 @@ class ServiceDesk:
         with self.db.read() as s:
             task, ticket = self._task_and_ticket(s, actor, task_id)
             names = _usernames(s, {task.assignee_id})
-            return self._task_info(s, task, ticket, names, directory.form_options(s))
+            return self._task_info(s, task, ticket, names, self._form_options(s))
 
     def claim(self, actor: Actor, task_id: str) -> TaskInfo:
         """Take a group task: colleagues see it is yours until you release it."""
@@ -553,7 +581,7 @@ class ServiceDesk:
                 task_id=task.id, task_name=task.name, process_key=definition.key,
                 process_version=definition.version)])
             names = _usernames(s, {task.assignee_id})
-            return self._task_info(s, task, ticket, names, directory.form_options(s))
+            return self._task_info(s, task, ticket, names, self._form_options(s))
 
     def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> TicketInfo:
         """Validate the form, complete the task and run the process to its next wait state.
@@ -576,7 +604,7 @@ class ServiceDesk:
                 claimed_by = self._usernames(s, {task.assignee_id})[task.assignee_id]
                 raise Conflict(f"this task is claimed by {claimed_by}; ask them to release it")
             definition = self.definitions.get(s, ticket.definition_id)
-            options = directory.form_options(s)
+            options = self._form_options(s)
             entered = forms.validate(forms.with_options(definition.form(task.name), options), data)
             now = self.clock()
             step = tickets.load_step(ticket, state, definition, self.script_engine, now,
@@ -1094,7 +1122,7 @@ class ServiceDesk:
             open_tasks = tickets.open_tasks(s, ticket.id)
         names = self._usernames(s, {ticket.requester_id, ticket.assignee_id}
                                 | {t.assignee_id for t in open_tasks})
-        options, memo = options or directory.form_options(s), {}
+        options, memo = options or self._form_options(s), {}
         state = state or s.get(TicketState, ticket.id)
         variables = json.loads(state.variables) if state else {}
         if not access.sees_all_tickets(actor):
@@ -1104,6 +1132,20 @@ class ServiceDesk:
             tasks=[self._task_info(s, t, ticket, names, options, memo) for t in open_tasks],
             data=variables,
         )
+
+    def _form(self, s: Session, definition_id: int, name: str, options: Mapping,
+              memo: dict | None) -> dict[str, Any]:
+        """The task's form with live options, filled once per listing (``memo``)."""
+        key = (definition_id, name)
+        if memo is None or key not in memo:
+            form = forms.with_options(self.definitions.get(s, definition_id).form(name), options)
+            if memo is None:
+                return form
+            memo[key] = form
+        return memo[key]
+
+    def _form_options(self, s: Session) -> directory.FormOptions:
+        return directory.form_options(s, self._directory)
 
     def _usernames(self, s: Session, ids: set[int | None]) -> dict[int, str]:
         """Usernames by user id, read once per desk: a username is never changed."""
@@ -1115,15 +1157,11 @@ class ServiceDesk:
     def _task_info(self, s: Session, task: Task, ticket: Ticket, names: dict[int, str],
                    options: Mapping, memo: dict | None = None) -> TaskInfo:
         """A task as the API shows it; ``memo`` shares filled-in forms across a listing."""
-        memo = {} if memo is None else memo
-        key = (ticket.definition_id, task.name)
-        if key not in memo:
-            definition = self.definitions.get(s, ticket.definition_id)
-            memo[key] = forms.with_options(definition.form(task.name), options)
         return TaskInfo(
             id=task.id, name=task.name, title=task.title, ticket=ticket.number,
             group=task.group_key, assignee=names.get(task.assignee_id),
-            form=memo[key], due_at=task.due_at,
+            form=self._form(s, ticket.definition_id, task.name, options, memo),
+            due_at=task.due_at,
             created_at=task.created_at, for_requester=task.for_requester,
             ticket_title=ticket.title, priority=ticket.priority, status=task.state,
             ticket_status=ticket.status, service=ticket.service_key,

@@ -11,9 +11,10 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from engine import ServiceDesk
+from engine import DIRECTORY_TTL, ServiceDesk
 
 from .errors import register_error_handlers
+from .json import FastJSONProvider
 
 csrf = CSRFProtect()
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,7 @@ def create_app(test_config: dict[str, Any] | None = None,
                desk: ServiceDesk | None = None) -> Flask:
     """Build the app; ``desk`` lets tests share one engine with the app."""
     app = Flask(__name__, instance_relative_config=True)
+    app.json = FastJSONProvider(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(
         SECRET_KEY=_secret_key(app.instance_path),
@@ -40,9 +42,9 @@ def create_app(test_config: dict[str, Any] | None = None,
     )
     if test_config:
         app.config.from_mapping(test_config)
-    app.json.sort_keys = False  # a form's key order is the order its fields are shown in
     app.extensions["guichet"] = desk or ServiceDesk(
-        app.config["DATABASE_URL"], pool_size=int(os.environ.get("GUICHET_POOL_SIZE", "5")))
+        app.config["DATABASE_URL"], pool_size=int(os.environ.get("GUICHET_POOL_SIZE", "5")),
+        directory_ttl=float(os.environ.get("GUICHET_DIRECTORY_TTL", DIRECTORY_TTL)))
     csrf.init_app(app)
     _register_blueprints(app)
     register_error_handlers(app)

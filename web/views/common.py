@@ -155,6 +155,9 @@ def clean(args: MultiDict, name: str, allowed: list[tuple[str, str]] | None = No
 
 
 def error_page(status: int, message: str, title: str | None = None):
+    # 503: the database cannot be reached; the header must not ask it for counts. (The user
+    # may well be known: who they are is kept for a few seconds.)
+    g.database_unreachable = status == 503
     if "user" not in g:  # refused before load_user ran (a CSRF failure): still show the header
         try:
             load_user()
@@ -267,7 +270,7 @@ def _duration(seconds: int) -> str:
 def unread_notifications() -> int:
     """The signed-in user's unread notifications (one indexed count)."""
     user = g.get("user")
-    return desk().unread_count(user) if user else 0
+    return desk().unread_count(user) if user and not g.get("database_unreachable") else 0
 
 
 def register_template_helpers(app: Flask) -> None:
