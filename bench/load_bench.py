@@ -20,10 +20,8 @@ from sqlalchemy import Engine, func, select
 from engine.persistence.models import AuditEvent, Task, Ticket
 
 from .common import Section, create_database, drop_database, pg_available, ready_desk, summary_ms
-from .http_bench import Gunicorn, _drive, _Outcome, _roles, _users, sign_in
+from .http_bench import THREADS, WORKERS, Gunicorn, _drive, _Outcome, _roles, _users, sign_in
 
-WORKERS = 4
-THREADS = 4
 REPORT = 0.3  # share of a requester's turns spent reporting a new incident
 # New incidents waiting at the start: few enough that the desk, reading the first 4 pages
 # of its inbox, sees the close tasks too, so tickets go through their whole lifecycle.
