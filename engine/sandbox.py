@@ -150,13 +150,19 @@ class _Budget:
         self.limits = limits
         self.steps = 0
         self.deadline = time.monotonic() + limits.seconds
-        self.peak = _peak_memory()
+        # Memory is measured from the first step (loop iteration or call): most expressions
+        # (gateway conditions, decision table cells) never take one, and reading the peak
+        # is a system call that cost more than evaluating them. Before its first step an
+        # expression can only allocate what the size guards let through.
+        self.peak = 0
         self.stopped: str | None = None
 
     def tick(self) -> None:
         if self.stopped:
             raise _Stopped(self.stopped)
         self.steps += 1
+        if self.steps == 1:
+            self.peak = _peak_memory()
         if self.steps > self.limits.steps:
             self.stop(f"it ran more than {self.limits.steps:,} steps (loop iterations or calls)")
         if self.steps % _CHECK_EVERY == 0:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from engine import ProcessError, SandboxError
+from engine import ProcessError, SandboxError, sandbox
 from engine.sandbox import Limits, SandboxEnvironment, check
 from tests.conftest import QUALIFY_RESOLVE
 
@@ -136,3 +136,16 @@ def test_a_runaway_script_task_fails_the_step_naming_the_element(desk, life, mon
     assert "record_resolution" in err.value.message and re.search(reason, err.value.message)
     assert life.waits_on(ticket) == ["qualify"]
     assert life.ticket(ticket).status == "new"
+
+
+def test_memory_is_measured_from_the_first_step_only(monkeypatch):
+    """Reading the process's peak memory is a system call; gateway conditions and decision
+    cells, evaluated by the dozen each step, take no step and must not pay for it."""
+    reads = []
+    monkeypatch.setattr(sandbox, "_peak_memory", lambda: reads.append(1) or 0)
+    env = SandboxEnvironment()
+    assert env.evaluate("priority in ('P1', 'P2') and impact == 'high'",
+                        {"priority": "P1", "impact": "high"})
+    assert reads == []
+    env.execute("n = 0\nfor i in range(100):\n    n += i", {})
+    assert reads  # a loop is measured
