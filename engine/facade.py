@@ -530,11 +530,13 @@ class ServiceDesk:
             rows = s.execute(statement, params).all()
             options, memo = self._form_options(s), {}
             items = [TaskInfo(
-                id=r.id, name=r.name, title=r.title, ticket=r.number, group=r.group_key,
-                assignee=r.assignee, form=self._form(s, r.definition_id, r.name, options, memo),
-                due_at=r.due_at, created_at=r.created_at, for_requester=r.for_requester,
-                ticket_title=r.ticket_title, priority=r.priority, status=r.state,
-                ticket_status=r.ticket_status, service=r.service_key) for r in rows]
+                id=id_, name=name, title=title, ticket=number, group=group, assignee=assignee,
+                form=self._form(s, definition_id, name, options, memo), due_at=due_at,
+                created_at=created_at, for_requester=for_requester, ticket_title=ticket_title,
+                priority=priority, status=state, ticket_status=ticket_status, service=service)
+                for (id_, name, title, group, _, due_at, created_at, for_requester, state, number,
+                     ticket_title, priority, ticket_status, service, definition_id, assignee, _)
+                in rows]  # in the order of queries.INBOX_COLUMNS, then assignee and total
             return Page(items, _total(s, rows, count, params, page), page, per_page)
 
     def queue_counts(self, actor: Actor) -> dict[str, int]:

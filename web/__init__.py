@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine import DIRECTORY_TTL, ServiceDesk
 
+from .auth import remember_tokens
 from .errors import register_error_handlers
 from .json import FastJSONProvider
 
@@ -46,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None,
         app.config["DATABASE_URL"], pool_size=int(os.environ.get("GUICHET_POOL_SIZE", "5")),
         directory_ttl=float(os.environ.get("GUICHET_DIRECTORY_TTL", DIRECTORY_TTL)))
     csrf.init_app(app)
+    remember_tokens(app)
     _register_blueprints(app)
     register_error_handlers(app)
     app.after_request(_security_headers)

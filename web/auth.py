@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from functools import wraps
 
 from flask import current_app, g, has_request_context, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from engine import Actor
+from engine.caching import Expiring
 
 from .facade import desk
 
@@ -34,11 +36,33 @@ def actor_from_token(token: str) -> Actor | None:
 
 
 def _actor_from_token(token: str) -> Actor | None:
-    try:
-        payload = _signer().loads(token, max_age=current_app.config["TOKEN_MAX_AGE"])
-    except BadSignature:
+    username = _username_of(token)
+    return desk().actor(username) if username is not None else None
+
+
+def _username_of(token: str) -> str | None:
+    """The user a valid, unexpired token names. A signature, once checked, is remembered
+    for a few minutes (checking it was a tenth of an inbox read); its age is checked on
+    every use."""
+    verified: Expiring[str, tuple[str, float]] = current_app.extensions["guichet.tokens"]
+    known = verified.get(token)
+    if known is None:
+        try:
+            payload, signed = _signer().loads(token, max_age=current_app.config["TOKEN_MAX_AGE"],
+                                              return_timestamp=True)
+        except BadSignature:
+            return None
+        known = (str(payload.get("u", "")), signed.timestamp())
+        verified.put(token, known)
+    username, signed_at = known
+    if time.time() - signed_at > current_app.config["TOKEN_MAX_AGE"]:
         return None
-    return desk().actor(payload.get("u", ""))
+    return username
+
+
+def remember_tokens(app) -> None:
+    """Give ``app`` the cache of checked token signatures."""
+    app.extensions["guichet.tokens"] = Expiring(300, size=10_000)
 
 
 class Unauthorized(Exception):
