@@ -43,19 +43,23 @@ class Event:
 
 def canonical(row: AuditEvent) -> bytes:
     """The bytes a hash covers: every column but the hash itself, in a fixed form."""
+    return _canonical({c: getattr(row, c) for c in _COLUMNS})
+
+
+def _canonical(row: dict[str, Any]) -> bytes:
     content = {
-        "seq": row.seq,
-        "at": row.at.isoformat(timespec="microseconds"),
-        "actor": row.actor,
-        "action": row.action,
-        "ticket_id": row.ticket_id,
-        "ticket": row.ticket_number,
-        "task_id": row.task_id,
-        "task": row.task_name,
-        "data": json.loads(row.data),
-        "process_key": row.process_key,
-        "process_version": row.process_version,
-        "prev": row.prev_hash,
+        "seq": row["seq"],
+        "at": row["at"].isoformat(timespec="microseconds"),
+        "actor": row["actor"],
+        "action": row["action"],
+        "ticket_id": row["ticket_id"],
+        "ticket": row["ticket_number"],
+        "task_id": row["task_id"],
+        "task": row["task_name"],
+        "data": json.loads(row["data"]),
+        "process_key": row["process_key"],
+        "process_version": row["process_version"],
+        "prev": row["prev_hash"],
     }
     return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
 
@@ -77,16 +81,16 @@ def append(session: Session, events: list[Event]) -> None:
     rows = []
     for event in events:
         seq += 1
-        row = AuditEvent(
-            seq=seq, at=event.at, actor=event.actor, action=event.action,
-            ticket_id=event.ticket_id, ticket_number=event.ticket_number,
-            task_id=event.task_id, task_name=event.task_name,
-            data=json.dumps(event.data, sort_keys=True, default=str),
-            process_key=event.process_key, process_version=event.process_version,
-            prev_hash=prev,
-        )
-        row.hash = prev = hashlib.sha256(canonical(row)).hexdigest()
-        rows.append({c: getattr(row, c) for c in _COLUMNS})
+        row = {
+            "seq": seq, "at": event.at, "actor": event.actor, "action": event.action,
+            "ticket_id": event.ticket_id, "ticket_number": event.ticket_number,
+            "task_id": event.task_id, "task_name": event.task_name,
+            "data": json.dumps(event.data, sort_keys=True, default=str),
+            "process_key": event.process_key, "process_version": event.process_version,
+            "prev_hash": prev,
+        }
+        row["hash"] = prev = hashlib.sha256(_canonical(row)).hexdigest()
+        rows.append(row)
     # Core, not the ORM's bulk insert: one statement whatever columns each event fills.
     session.execute(_INSERT_EVENTS, rows)
     session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})

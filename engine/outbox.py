@@ -135,22 +135,26 @@ _MEMBERS = (select(User.id).join(Membership, Membership.user_id == User.id)
 
 
 def _write(session: Session, step: Step, messages: list[_Message]) -> int:
-    rows, seen = [], set()
+    """Insert the step's notifications: one statement per distinct message (a new task in a
+    group notifies every member with the same words), each user at most once per message."""
+    recipients: dict[tuple[str, str, str], list[int]] = {}
+    seen: set[tuple[int, str, str]] = set()
     for m in messages:
         key = (m.user_id, m.kind, m.subject)
         if key in seen:
             continue
         seen.add(key)
-        rows.append({"user_id": m.user_id, "ticket_id": step.ticket.id, "kind": m.kind,
-                     "subject": m.subject[:250], "body": m.body, "now": step.now})
-    if rows:
-        session.execute(_INSERT_NOTIFICATION, rows)
-    return len(rows)
+        recipients.setdefault((m.kind, m.subject[:250], m.body), []).append(m.user_id)
+    for (kind, subject, body), user_ids in recipients.items():
+        session.execute(_INSERT_NOTIFICATIONS, {
+            "user_ids": user_ids, "ticket_id": step.ticket.id, "kind": kind,
+            "subject": subject, "body": body, "now": step.now})
+    return len(seen)
 
 
-def _insert_notification():
-    """One notification per parameter set, its address read from the user row by the
-    insert itself (one statement for the whole step, compiled once)."""
+def _insert_notifications():
+    """A notification for each of ``user_ids``, its address read from the user row by the
+    insert itself (compiled once)."""
     users = User.__table__
     email = func.coalesce(users.c.email, "")
     now = bindparam("now", type_=UTCDateTime())
@@ -163,8 +167,8 @@ def _insert_notification():
             bindparam("body", type_=Text()), email,
             case((email != "", "pending"), else_="no_email"), literal(0),
             case((email != "", now), else_=null()), now,
-        ).where(users.c.id == bindparam("user_id", type_=Integer())),
+        ).where(users.c.id.in_(bindparam("user_ids", expanding=True))).order_by(users.c.id),
     )
 
 
-_INSERT_NOTIFICATION = _insert_notification()
+_INSERT_NOTIFICATIONS = _insert_notifications()
