@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session
 from .caching import Expiring
 from .dto import Actor, CatalogItemInfo, GroupInfo, ServiceInfo
 from .persistence.models import CatalogItem, Group, Membership, Service, User
+
+V = TypeVar("V")
 
 # Argon2id, memory-hard; the library's defaults follow RFC 9106's recommendations.
 HASHER = PasswordHasher()
@@ -86,24 +89,22 @@ class FormOptions(Mapping[str, list[tuple[str, str]]]):
 
     SOURCES = ("groups", "services")
 
-    def __init__(self, session: Session, cache: Expiring | None = None) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
-        self._cache = cache
         self._loaded: dict[str, list[tuple[str, str]]] = {}
 
     def __getitem__(self, source: str) -> list[tuple[str, str]]:
         if source not in self.SOURCES:
             raise KeyError(source)
-        if not self._loaded and self._cache is not None:
-            self._loaded = self._cache.get(_OPTIONS_KEY) or {}
-        if not self._loaded:  # both lists in one round trip: forms often want both
-            loaded: dict[str, list[tuple[str, str]]] = {name: [] for name in self.SOURCES}
-            for name, key, title, _level, _order in self._session.execute(_OPTIONS):
-                loaded[name].append((key, title))
-            self._loaded = loaded
-            if self._cache is not None:
-                self._cache.put(_OPTIONS_KEY, loaded)
+        if not self._loaded:
+            self._loaded = cached(self._session, _OPTIONS_KEY, self._read)
         return self._loaded[source]
+
+    def _read(self) -> dict[str, list[tuple[str, str]]]:
+        loaded: dict[str, list[tuple[str, str]]] = {name: [] for name in self.SOURCES}
+        for name, key, title, _level, _order in self._session.execute(_OPTIONS):  # one trip
+            loaded[name].append((key, title))
+        return loaded
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.SOURCES)
@@ -121,8 +122,22 @@ _OPTIONS = union_all(
 
 
 _OPTIONS_KEY = ("form options",)
+# The key under which a unit of work's ``session.info`` carries the desk's directory cache.
+CACHE = "guichet.directory"
 
 
-def form_options(session: Session, cache: Expiring | None = None) -> FormOptions:
-    """The live option lists of forms, read at most once per ``cache`` lifetime."""
-    return FormOptions(session, cache)
+def cached(session: Session, key: tuple, read: Callable[[], V]) -> V:
+    """``read()``, or what it returned less than the directory's time-to-live ago (when the
+    session carries the cache)."""
+    cache: Expiring | None = session.info.get(CACHE)
+    value = cache.get(key) if cache is not None else None
+    if value is None:
+        value = read()
+        if cache is not None:
+            cache.put(key, value)
+    return value
+
+
+def form_options(session: Session) -> FormOptions:
+    """The live option lists of forms (read through the session's directory cache)."""
+    return FormOptions(session)

@@ -114,16 +114,20 @@ class ServiceDesk:
         pool_size: int = 5,
         directory_ttl: float = DIRECTORY_TTL,
     ) -> None:
-        self.db = Database(database_url, pool_size=pool_size)
         self.clock = clock
         self.hasher = hasher or directory.HASHER
         self.definitions = DefinitionCache()
         self.script_engine = DeskScriptEngine(SERVICE_OPERATORS, clock)
         self._names: dict[int, str] = {}  # user id -> username (usernames never change)
-        # Who a user is (active, roles, groups) and the lists that fill forms are read at
-        # most once per ``directory_ttl`` seconds in this process: every request needs the
-        # first, most pages the second, and they change rarely and outside Guichet.
+        # Who a user is (active, roles, groups), the lists that fill forms and who belongs
+        # to a group are read at most once per ``directory_ttl`` seconds in this process:
+        # every request needs the first, most pages the second, most steps the third, and
+        # they change rarely and outside Guichet.
         self._directory: Expiring = Expiring(directory_ttl)
+        # Every session carries it (``session.info``): form options and group members are
+        # read through it wherever a unit of work needs them.
+        self.db = Database(database_url, pool_size=pool_size,
+                           info={directory.CACHE: self._directory})
 
     # -- schema -----------------------------------------------------------------------
 
@@ -213,7 +217,7 @@ class ServiceDesk:
 
     def catalog(self) -> list[CatalogItemInfo]:
         with self.db.read() as s:
-            options = self._form_options(s)
+            options = directory.form_options(s)
             return [replace(i, form=forms.with_options(i.form, options))
                     for i in directory.catalog(s)]
 
@@ -395,7 +399,7 @@ class ServiceDesk:
         _require_reporter(actor)
         errors = _text_errors({"title": title, "description": description})
         with self.db.write() as s:
-            options = self._form_options(s)
+            options = directory.form_options(s)
             if service is not None and service not in dict(options["services"]):
                 errors["service"] = "Choose one of the services listed."
             _raise_if(errors)
@@ -412,7 +416,7 @@ class ServiceDesk:
             if item is None or not item.active:
                 raise ValidationFailed("Unknown catalog item.", {"item": "Choose an item "
                                        "from the catalog."})
-            options = self._form_options(s)
+            options = directory.form_options(s)
             schema = forms.with_options(json.loads(item.form), options)
             try:
                 forms.validate(schema, fields if fields is not None else {})
@@ -528,7 +532,7 @@ class ServiceDesk:
             params = {"p_user": user_id, **values,
                       **queries.paging((page - 1) * per_page, per_page)}
             rows = s.execute(statement, params).all()
-            options, memo = self._form_options(s), {}
+            options, memo = directory.form_options(s), {}
             items = [TaskInfo(
                 id=id_, name=name, title=title, ticket=number, group=group, assignee=assignee,
                 form=self._form(s, definition_id, name, options, memo), due_at=due_at,
@@ -553,7 +557,7 @@ class ServiceDesk:
         with self.db.read() as s:
             task, ticket = self._task_and_ticket(s, actor, task_id)
             names = _usernames(s, {task.assignee_id})
-            return self._task_info(s, task, ticket, names, self._form_options(s))
+            return self._task_info(s, task, ticket, names, directory.form_options(s))
 
     def claim(self, actor: Actor, task_id: str) -> TaskInfo:
         """Take a group task: colleagues see it is yours until you release it."""
@@ -583,7 +587,7 @@ class ServiceDesk:
                 task_id=task.id, task_name=task.name, process_key=definition.key,
                 process_version=definition.version)])
             names = _usernames(s, {task.assignee_id})
-            return self._task_info(s, task, ticket, names, self._form_options(s))
+            return self._task_info(s, task, ticket, names, directory.form_options(s))
 
     def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> TicketInfo:
         """Validate the form, complete the task and run the process to its next wait state.
@@ -606,7 +610,7 @@ class ServiceDesk:
                 claimed_by = self._usernames(s, {task.assignee_id})[task.assignee_id]
                 raise Conflict(f"this task is claimed by {claimed_by}; ask them to release it")
             definition = self.definitions.get(s, ticket.definition_id)
-            options = self._form_options(s)
+            options = directory.form_options(s)
             entered = forms.validate(forms.with_options(definition.form(task.name), options), data)
             now = self.clock()
             step = tickets.load_step(ticket, state, definition, self.script_engine, now,
@@ -1124,7 +1128,7 @@ class ServiceDesk:
             open_tasks = tickets.open_tasks(s, ticket.id)
         names = self._usernames(s, {ticket.requester_id, ticket.assignee_id}
                                 | {t.assignee_id for t in open_tasks})
-        options, memo = options or self._form_options(s), {}
+        options, memo = options or directory.form_options(s), {}
         state = state or s.get(TicketState, ticket.id)
         variables = json.loads(state.variables) if state else {}
         if not access.sees_all_tickets(actor):
@@ -1145,9 +1149,6 @@ class ServiceDesk:
                 return form
             memo[key] = form
         return memo[key]
-
-    def _form_options(self, s: Session) -> directory.FormOptions:
-        return directory.form_options(s, self._directory)
 
     def _usernames(self, s: Session, ids: set[int | None]) -> dict[int, str]:
         """Usernames by user id, read once per desk: a username is never changed."""

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from . import directory
 from .persistence.models import Membership, Notification, Task, Ticket, User, UTCDateTime
 
 if TYPE_CHECKING:
@@ -124,9 +125,11 @@ def _audience(session: Session, ticket: Ticket, audience: str) -> list[int]:
 
 
 def _members(session: Session, group: str | None) -> list[int]:
+    """The group's active members (as read at most the directory's time-to-live ago)."""
     if not group:
         return []
-    return list(session.scalars(_MEMBERS, {"group": group}))
+    return directory.cached(session, ("members", group),
+                            lambda: list(session.scalars(_MEMBERS, {"group": group})))
 
 
 _MEMBERS = (select(User.id).join(Membership, Membership.user_id == User.id)

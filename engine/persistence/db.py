@@ -46,7 +46,8 @@ def _setup_sqlite(engine: Engine) -> None:
 class Database:
     """Hands out units of work: one transaction each, committed or rolled back whole."""
 
-    def __init__(self, url: str, pool_size: int = 5) -> None:
+    def __init__(self, url: str, pool_size: int = 5, info: dict | None = None) -> None:
+        """``info``: what every session carries in ``Session.info``."""
         self.url = url
         self.engine = make_engine(url, pool_size)
         self.is_sqlite = url.startswith("sqlite")
@@ -55,9 +56,9 @@ class Database:
         # its queries anew.
         self._reader = sessionmaker(
             self.engine if self.is_sqlite else self.engine.execution_options(
-                postgresql_readonly=True), expire_on_commit=False)
+                postgresql_readonly=True), expire_on_commit=False, info=info)
         self._writer = sessionmaker(
-            self.engine.execution_options(write=True), expire_on_commit=False
+            self.engine.execution_options(write=True), expire_on_commit=False, info=info
         )
 
     @contextmanager

@@ -3,11 +3,11 @@ a process: fewer reads per request, a bounded delay for changes made in the data
 
 from __future__ import annotations
 
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
 
 from engine import DIRECTORY_TTL, ServiceDesk
 from engine.caching import Expiring
-from engine.persistence.models import Service, User
+from engine.persistence.models import Membership, Notification, Service, User
 from tests.conftest import FAST_HASHER
 
 
@@ -82,3 +82,22 @@ def test_form_options_are_kept_then_read_again(desk, life):
     assert services() == before
     desk.forget_directory()
     assert "zz_fax" in services()
+
+
+def test_group_members_notified_of_new_tasks_are_kept_then_read_again(desk, life):
+    def notified(user_id: int) -> int:
+        with desk.db.read() as s:
+            return s.scalar(select(func.count()).select_from(Notification)
+                            .where(Notification.user_id == user_id))
+
+    life.report(as_="alice")  # the service desk's members are read, and kept
+    with desk.db.write() as s:
+        newcomer = s.execute(insert(User).values(
+            username="nora", name="Nora", email="nora@guichet.example", password_hash="x",
+            roles="agent").returning(User.id)).scalar_one()
+        s.execute(insert(Membership).values(user_id=newcomer, group_key="service_desk"))
+    life.report(as_="alice")
+    assert notified(newcomer) == 0  # within DIRECTORY_TTL: the members as read
+    desk.forget_directory()
+    life.report(as_="alice")
+    assert notified(newcomer) == 1
