@@ -240,7 +240,7 @@ def test_postgres_backends_terminated_between_requests_are_replaced(desk, clock)
             "username": "alice", "password": "demo"}).json["token"]
         check_everything_works(app, alice_pages, token)
         assert terminate(name) >= 1
-        check_everything_works(app, alice_pages, token)  # pool_pre_ping reconnects
+        check_everything_works(app, alice_pages, token)  # closed connections are replaced
 
 
 @postgres_only
