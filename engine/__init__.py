@@ -1,5 +1,6 @@
 """Guichet's engine: the runtime around SpiffWorkflow. It knows nothing of the web."""
 
+from .caching import Expiring
 from .clock import FrozenClock, utcnow
 from .deploy import Upload
 from .dto import (
@@ -49,6 +50,7 @@ __all__ = [
     "DeployFailed",
     "DeployOutcome",
     "ElementChange",
+    "Expiring",
     "FailureInfo",
     "Forbidden",
     "FrozenClock",

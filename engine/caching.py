@@ -1,5 +1,6 @@
 """A small per-process cache whose entries expire: what every request would otherwise read
-again (the caller's roles and groups, the lists that fill forms)."""
+or check again (the caller, the lists that fill forms, a group's members, a token's
+signature)."""
 
 from __future__ import annotations
 

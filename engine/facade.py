@@ -97,9 +97,10 @@ REQUESTER_VARIABLES = frozenset(
     {"resolution", "reason", "fields", "comment", "category", "fulfilment", "question", "answer"}
 )
 INCIDENT_FIELDS = {"title": (1, 200), "description": (0, 10000)}
-# Seconds a process may go on using what it read of a user, group or service list: a user
-# deactivated or moved to another group in the database is refused or moved everywhere
-# within this time (GUICHET_DIRECTORY_TTL; 0 reads them on every request).
+# Seconds a process may go on using what it read of a user, a group's members or the group
+# and service lists: a user deactivated, added to a group or moved to another one in the
+# database is refused, notified or moved everywhere within this time
+# (GUICHET_DIRECTORY_TTL; 0 reads them on every request).
 DIRECTORY_TTL = 10.0
 
 
@@ -1143,12 +1144,12 @@ class ServiceDesk:
               memo: dict | None) -> dict[str, Any]:
         """The task's form with live options, filled once per listing (``memo``)."""
         key = (definition_id, name)
-        if memo is None or key not in memo:
-            form = forms.with_options(self.definitions.get(s, definition_id).form(name), options)
-            if memo is None:
-                return form
+        if memo is not None and key in memo:
+            return memo[key]
+        form = forms.with_options(self.definitions.get(s, definition_id).form(name), options)
+        if memo is not None:
             memo[key] = form
-        return memo[key]
+        return form
 
     def _usernames(self, s: Session, ids: set[int | None]) -> dict[int, str]:
         """Usernames by user id, read once per desk: a username is never changed."""

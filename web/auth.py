@@ -8,8 +8,7 @@ from functools import wraps
 from flask import current_app, g, has_request_context, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from engine import Actor
-from engine.caching import Expiring
+from engine import Actor, Expiring
 
 from .facade import desk
 
