@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from flask import jsonify
+from markupsafe import Markup
+
+
+class Level(StrEnum):
+    HIGH = "high"
 
 
 def test_a_document_reads_the_same_as_with_the_standard_encoder(app):
     document = {"z": 1, "a": [1.5, None, True], "é": "naïve <b>", "nested": {"2": "x"},
-                2: "int key", "when": datetime(2026, 11, 28, 9, 30, tzinfo=UTC)}
+                2: "int key", "when": datetime(2026, 11, 28, 9, 30, tzinfo=UTC),
+                "state": Level.HIGH, "markup": Markup("<i>kept</i>")}
     with app.test_request_context():
         body = jsonify(document).get_data()
         expected = json.loads(app.json.__class__.__mro__[1].dumps(app.json, document))
     assert json.loads(body) == expected
-    assert list(json.loads(body)) == ["z", "a", "é", "nested", "2", "when"]  # order kept
+    assert list(json.loads(body)) == ["z", "a", "é", "nested", "2", "when", "state",
+                                      "markup"]  # order kept
+    assert expected["state"] == "high" and expected["markup"] == "<i>kept</i>"
     assert expected["when"] == "Sat, 28 Nov 2026 09:30:00 GMT"  # Flask's own conversion
 
 
