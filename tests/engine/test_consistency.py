@@ -6,10 +6,11 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from engine import Conflict
+from engine import Conflict, NotFound
+from engine.persistence.db import Database
 from engine.persistence.models import Counter, Task, Ticket, TicketState
 from tests.conftest import QUALIFY_ESCALATE, QUALIFY_RESOLVE, Lifecycle, make_desk
 
@@ -98,6 +99,43 @@ def test_nothing_written_in_a_read_transaction_survives(desk):
             write_while_reading()  # PostgreSQL reads run READ ONLY
     with desk.db.read() as s:
         assert max(s.scalars(select(Counter.value))) < 1000
+
+
+def test_a_unit_that_wrote_then_failed_is_rolled_back(desk):
+    with pytest.raises(Conflict), desk.db.write() as s:
+        s.execute(update(Counter).values(value=Counter.value + 1000))
+        raise Conflict("refused after writing")
+    with desk.db.read() as s:
+        assert max(s.scalars(select(Counter.value))) < 1000
+
+
+def test_a_refusal_keeps_the_prepared_statements(desk, database_url):
+    """A unit refused before writing (404, 403, 409, 422) ends with COMMIT on PostgreSQL, not
+    ROLLBACK: psycopg answers a ROLLBACK by deallocating every prepared statement of the
+    connection, and the process would parse and plan its next statements anew."""
+    db = Database(database_url, pool_size=1)
+    try:
+        for _ in range(6):  # psycopg prepares a statement on its fifth execution
+            with db.read() as s:
+                s.execute(select(Counter.value)).all()
+        prepared = _prepared_statements(db)
+        with pytest.raises(Conflict), db.write() as s:
+            s.execute(select(Counter.value).with_for_update()).all()
+            raise Conflict("this task is no longer ready")
+        with pytest.raises(NotFound), db.read() as s:
+            s.execute(select(Counter.value)).all()
+            raise NotFound("no such ticket")
+        assert _prepared_statements(db) >= prepared
+        assert db.is_sqlite or prepared > 0
+    finally:
+        db.dispose()
+
+
+def _prepared_statements(db: Database) -> int:
+    if db.is_sqlite:
+        return 0
+    with db.read() as s:
+        return s.scalar(text("SELECT count(*) FROM pg_prepared_statements"))
 
 
 def test_a_ticket_in_progress_survives_a_restart(desk, database_url, clock):
