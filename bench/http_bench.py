@@ -1,15 +1,18 @@
-"""Section ``http``: N simulated agents against gunicorn workers on PostgreSQL, and the raw
-PostgreSQL floor (the naive whole-blob step loop in 4 processes) for the same duration."""
+"""Section ``http``: N simulated agents against gunicorn workers on PostgreSQL, in runs that
+alternate with runs of the raw PostgreSQL floor (the naive whole-blob step loop in 4
+processes)."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import multiprocessing
 import os
 import random
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -47,12 +50,15 @@ HANDLES = {"desk": {"qualify", "close"}, "network": {"escalate"}, "requester": {
 DATA = {name: data for name, _who, _group, data in lc.STEPS}
 
 
+ROUNDS = 3  # HTTP runs, each between two floor runs (at most --rounds)
+
+
 def run(section: Section, args) -> None:
     problem = pg_available()
     if problem is not None:
         section.notes.append(f"skipped: {problem}")
         return
-    seconds, agents = args.http_seconds, args.agents
+    seconds, agents, rounds = args.http_seconds, args.agents, max(1, min(args.rounds, ROUNDS))
     url = create_database("guichet_bench_http")
     create_database("guichet_bench_http_floor")
     server = None
@@ -60,22 +66,29 @@ def run(section: Section, args) -> None:
         desk = ready_desk(url, alembic=True)
         roles = _roles(agents)
         users = _users(desk, roles)
-        tickets = max(200, int(seconds * 40))
+        tickets = max(200, int(seconds * 40 * (rounds + 1)))
         began = time.perf_counter()
         # Reported minutes ago, like the floor's fresh incidents: the run compares the same
         # lifecycle, not the cost of a backlog days old breaching its targets as it moves.
         bulk.generate(desk, tickets, mix={("incident", "new"): 1.0}, open_age_days=0.01,
                       requesters=[u for role, u in users if role == "requester"])
         setup = time.perf_counter() - began
-        # The floor runs half before and half after the HTTP run: load that comes and
-        # goes on the machine weighs on both alike.
-        before = _floor(seconds / 2)
         server = Gunicorn(url, WORKERS, THREADS)
         tokens = {u: sign_in(server.port, u) for _, u in users}
-        outcome = _drive(server.port, users, tokens, seconds, cap=4 * tickets)
+        # Not measured, as long as a run: the workers' first requests load the process
+        # definitions, compile and prepare statements and fill their caches, and the
+        # agents' work spreads from the desk's queue to the other roles' (at first only
+        # the desk has tasks; the others poll empty inboxes).
+        _drive(server.port, users, tokens, seconds, cap=4 * tickets)
+        # HTTP runs alternate with runs of the floor (half as long): each HTTP run is
+        # compared with the floor just before and just after it, so the machine's speed,
+        # which drifts by a fifth within minutes here, weighs on both alike.
+        floors, outcomes = [_floor(seconds / 2)], []
+        for _ in range(rounds):
+            outcomes.append(_drive(server.port, users, tokens, seconds, cap=4 * tickets))
+            floors.append(_floor(seconds / 2))
         server.stop()
         server = None
-        after = _floor(seconds / 2)
         count, first_bad, _ = desk.verify_audit()
         desk.close()
     finally:
@@ -83,15 +96,19 @@ def run(section: Section, args) -> None:
             server.stop()
         drop_database("guichet_bench_http")
         drop_database("guichet_bench_http_floor")
-    floor_rate, exhausted = (before[0] + after[0]) / 2, before[1] or after[1]
 
+    outcome = _merged(outcomes)
+    rates = [o.completions / o.elapsed for o in outcomes]
+    floor_rates = [(a[0] + b[0]) / 2 for a, b in itertools.pairwise(floors)]
+    ratios = [r / f if f else 0.0 for r, f in zip(rates, floor_rates, strict=True)]
+    exhausted = any(e for _, e in floors)
     complete = summary_ms(outcome.latencies) if outcome.latencies else None
     inbox = summary_ms(outcome.inbox) if outcome.inbox else None
     rate = outcome.completions / outcome.elapsed
     section.table(f"{agents} agents ({roles['desk']} service desk, {roles['network']} network, "
                   f"{roles['requester']} requesters), gunicorn -w {WORKERS} --threads {THREADS}, "
-                  f"PostgreSQL", [
-        "run", "seconds", "completions", "per s", "p50 ms", "p95 ms", "p99 ms", "409s",
+                  f"PostgreSQL; {rounds} runs of {seconds:.0f} s", [
+        "request", "seconds", "completed", "per s", "p50 ms", "p95 ms", "p99 ms", "409s",
         "errors",
     ], [
         ["POST /tasks/ID/complete", outcome.elapsed, outcome.completions, rate,
@@ -100,32 +117,47 @@ def run(section: Section, args) -> None:
         ["GET /tasks (inbox)", outcome.elapsed, len(outcome.inbox),
          len(outcome.inbox) / outcome.elapsed, inbox and inbox["p50"], inbox and inbox["p95"],
          inbox and inbox["p99"], None, outcome.inbox_errors],
-        [f"raw floor: {PROCESSES} processes, naive whole blob (before)", seconds / 2,
-         round(before[0] * seconds / 2), before[0], None, None, None, None, None],
-        [f"raw floor: {PROCESSES} processes, naive whole blob (after)", seconds / 2,
-         round(after[0] * seconds / 2), after[0], None, None, None, None, None],
     ])
+    section.table(f"each HTTP run against the raw floor ({PROCESSES} processes, naive whole "
+                  f"blob) run just before and just after it, {seconds / 2:.0f} s each", [
+        "run", "completions/s", "floor before, steps/s", "floor after, steps/s", "ratio",
+    ], [[i + 1, rates[i], floors[i][0], floors[i + 1][0], ratios[i]] for i in range(rounds)])
     section.notes.append(f"{tickets} new incidents, reported minutes before, generated by "
-                         f"engine.bulk ({setup:.0f} s; 4 completions each at most); the run "
-                         f"ends after "
-                         f"{seconds:.0f} s or when all are closed; each agent reads its inbox "
-                         f"(GET /tasks, a random page of 25 among the first 4 for the desk) "
-                         f"before each completion; {outcome.idle} empty-inbox polls")
+                         f"engine.bulk ({setup:.0f} s; 4 completions each at most); "
+                         f"{seconds:.0f} s of agents not measured first; a run "
+                         f"ends after {seconds:.0f} s or when all are closed; each agent reads "
+                         f"its inbox (GET /tasks, a random page of 25 among the first 4 for the "
+                         f"desk) before each completion; {outcome.idle} empty-inbox polls")
     if outcome.samples:
         section.notes.append("first errors: " + "; ".join(outcome.samples[:3]))
     if exhausted:
         section.notes.append("the floor ran out of prepared instances: its rate is a minimum")
-    section.notes.append(f"audit chain after the run: {count} events, "
+    section.notes.append(f"audit chain after the runs: {count} events, "
                          f"{'intact' if first_bad is None else f'BROKEN at {first_bad}'}")
+    share = statistics.median(ratios)
     section.target(f"HTTP completions/s vs raw PostgreSQL {PROCESSES}-process floor",
-                   rate / floor_rate if floor_rate else None, SHARE, ">=",
-                   note=f"{rate:.0f} completions/s vs {floor_rate:.0f} steps/s")
+                   share, SHARE, ">=",
+                   note=f"median of {rounds} runs; runs {min(ratios):.2f} to {max(ratios):.2f}; "
+                        f"{statistics.median(rates):.0f} completions/s vs "
+                        f"{statistics.median(floor_rates):.0f} steps/s")
     section.target("HTTP errors", float(outcome.errors + outcome.inbox_errors), 0.0, "==")
     section.data = {"completions": outcome.completions, "per_s": rate, "elapsed": outcome.elapsed,
                     "complete_ms": complete, "inbox_ms": inbox, "conflicts": outcome.conflicts,
                     "errors": outcome.errors, "inbox_errors": outcome.inbox_errors,
-                    "floor_per_s": floor_rate,
+                    "runs": [{"per_s": r, "floor_before": a[0], "floor_after": b[0], "ratio": q}
+                             for r, (a, b), q in zip(rates, itertools.pairwise(floors), ratios,
+                                                     strict=True)],
+                    "ratio": share, "floor_per_s": statistics.median(floor_rates),
                     "agents": agents, "workers": WORKERS, "tickets": tickets}
+
+
+def _merged(outcomes: list[_Outcome]) -> _Outcome:
+    """The runs' outcomes as one (counts and durations added, samples pooled)."""
+    total = _Outcome()
+    for o in outcomes:
+        for name, value in vars(o).items():
+            setattr(total, name, getattr(total, name) + value)
+    return total
 
 
 def _roles(agents: int) -> dict[str, int]:
