@@ -48,8 +48,6 @@ PROCESSES = 4
 SHARE = 0.40  # HTTP completions/s at least 40 % of the raw floor's steps/s
 HANDLES = {"desk": {"qualify", "close"}, "network": {"escalate"}, "requester": {"confirm"}}
 DATA = {name: data for name, _who, _group, data in lc.STEPS}
-
-
 ROUNDS = 3  # HTTP runs, each between two floor runs (at most --rounds)
 
 
@@ -211,7 +209,7 @@ class Gunicorn:
                 status, _, _ = call(self.port, "GET", "/api/v1/openapi.json")
                 if status == 200:
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass
             time.sleep(0.2)
         self.stop()
@@ -289,6 +287,8 @@ def call(port: int, method: str, path: str, token: str | None = None,
 
 def _response(answer: bytes) -> tuple[int, bytes]:
     """Status and body of an HTTP/1.1 answer read to the end of the connection."""
+    if not answer:  # as http.client says it: the server closed without a word
+        raise http.client.RemoteDisconnected("the server closed the connection without answering")
     head, sep, raw = answer.partition(b"\r\n\r\n")
     parts = head.split(b" ", 2)
     if not sep or len(parts) < 2 or not parts[1].isdigit():

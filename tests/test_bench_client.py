@@ -23,10 +23,15 @@ def test_an_answer_cut_short_is_an_error():
         _response(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"items\":")
 
 
-@pytest.mark.parametrize("answer", [b"", b"garbage", b"HTTP/1.1 OK\r\n\r\n"])
+@pytest.mark.parametrize("answer", [b"garbage", b"HTTP/1.1 OK\r\n\r\n"])
 def test_no_status_line_is_an_error(answer):
     with pytest.raises(http.client.BadStatusLine):
         _response(answer)
+
+
+def test_a_connection_closed_without_an_answer_is_a_reset():
+    with pytest.raises(ConnectionResetError):  # an OSError, as http.client raises it
+        _response(b"")
 
 
 def test_the_inbox_is_read_for_id_name_and_ticket_only():
