@@ -119,6 +119,7 @@ def test_a_refusal_keeps_the_prepared_statements(desk, database_url):
             with db.read() as s:
                 s.execute(select(Counter.value)).all()
         prepared = _prepared_statements(db)
+        assert db.is_sqlite or prepared > 0  # PostgreSQL: something to lose
         with pytest.raises(Conflict), db.write() as s:
             s.execute(select(Counter.value).with_for_update()).all()
             raise Conflict("this task is no longer ready")
@@ -126,7 +127,6 @@ def test_a_refusal_keeps_the_prepared_statements(desk, database_url):
             s.execute(select(Counter.value)).all()
             raise NotFound("no such ticket")
         assert _prepared_statements(db) >= prepared
-        assert db.is_sqlite or prepared > 0
     finally:
         db.dispose()
 
