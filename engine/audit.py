@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from .persistence.batch import Batch
 from .persistence.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -70,14 +71,22 @@ def ensure_head(session: Session) -> None:
 
 
 def append(session: Session, events: list[Event]) -> None:
-    """Write events at the end of the chain, inside the caller's transaction.
+    """Write events at the end of the chain, inside the caller's transaction (after the
+    session's pending changes)."""
+    write(Batch(session), events)
+
+
+def write(batch: Batch, events: list[Event]) -> None:
+    """Send what ``batch`` holds, then the events at the end of the chain.
 
     The head row is locked until commit, so concurrent writers chain in order (SQLite's
-    writers already hold the database's write lock).
+    writers already hold the database's write lock). It is locked last, with the batch's
+    other statements: it serialises every writer.
     """
     if not events:
+        batch.send()
         return
-    seq, prev = session.execute(_LOCK_HEAD).one()
+    ((seq, prev),) = batch.send(_LOCK_HEAD)
     rows = []
     for event in events:
         seq += 1
@@ -91,9 +100,10 @@ def append(session: Session, events: list[Event]) -> None:
         }
         row["hash"] = prev = hashlib.sha256(_canonical(row)).hexdigest()
         rows.append(row)
-    # Core, not the ORM's bulk insert: one statement whatever columns each event fills.
-    session.execute(_INSERT_EVENTS, rows)
-    session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    # One statement whatever columns each event fills.
+    batch.add(_INSERT_EVENTS, rows)
+    batch.add(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    batch.send()
 
 
 _COLUMNS = [c.key for c in AuditEvent.__table__.columns]

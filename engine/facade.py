@@ -1179,7 +1179,7 @@ _LOCK_TICKET_OF_TASK = (
 
 
 class _ConflictOnStale:
-    """Turn an optimistic-lock failure at commit into a clean ``Conflict``."""
+    """Turn an optimistic-lock failure (in the unit or at commit) into a clean ``Conflict``."""
 
     def __init__(self, cm) -> None:
         self.cm = cm
@@ -1187,11 +1187,17 @@ class _ConflictOnStale:
     def __enter__(self) -> Session:
         return self.cm.__enter__()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> bool:
         try:
-            return self.cm.__exit__(*exc)
-        except StaleDataError as err:
-            raise Conflict("the ticket changed while you worked on it; reload and retry") from err
+            suppressed = self.cm.__exit__(exc_type, exc, tb)
+        except StaleDataError as err:  # at commit
+            raise Conflict(STALE) from err
+        if isinstance(exc, StaleDataError):  # in the unit (rolled back by now)
+            raise Conflict(STALE) from exc
+        return suppressed
+
+
+STALE = "the ticket changed while you worked on it; reload and retry"
 
 
 def uploads_from_folder(folder: Path) -> list[deploy.Upload]:

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from . import directory
+from .persistence.batch import Batch
 from .persistence.models import Membership, Notification, Task, Ticket, User, UTCDateTime
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ class _Message:
     body: str
 
 
-def for_step(session: Session, step: Step, requested: list[dict[str, str]]) -> int:
+def for_step(session: Session, batch: Batch, step: Step,
+             requested: list[dict[str, str]]) -> int:
     """Turn one step's audit events and the processes' requests into outbox rows."""
     ticket = step.ticket
     rows = {row.id: row for row in step.open_rows}
@@ -98,7 +100,7 @@ def for_step(session: Session, step: Step, requested: list[dict[str, str]]) -> i
         for user_id in _audience(session, ticket, request["audience"]):
             messages.append(_Message(user_id, request["kind"],
                                      f"{ticket.number}: {request['subject']}", label))
-    return _write(session, step, messages)
+    return _write(batch, step, messages)
 
 
 def _task_messages(session: Session, ticket: Ticket, row: Task, label: str) -> list[_Message]:
@@ -137,7 +139,7 @@ _MEMBERS = (select(User.id).join(Membership, Membership.user_id == User.id)
             .order_by(User.id))
 
 
-def _write(session: Session, step: Step, messages: list[_Message]) -> int:
+def _write(batch: Batch, step: Step, messages: list[_Message]) -> int:
     """Insert the step's notifications: one statement per distinct message (a new task in a
     group notifies every member with the same words), each user at most once per message."""
     recipients: dict[tuple[str, str, str], list[int]] = {}
@@ -149,15 +151,15 @@ def _write(session: Session, step: Step, messages: list[_Message]) -> int:
         seen.add(key)
         recipients.setdefault((m.kind, m.subject[:250], m.body), []).append(m.user_id)
     for (kind, subject, body), user_ids in recipients.items():
-        session.execute(_INSERT_NOTIFICATIONS, {
-            "user_ids": user_ids, "ticket_id": step.ticket.id, "kind": kind,
-            "subject": subject, "body": body, "now": step.now})
+        batch.add(_INSERT_NOTIFICATIONS, [
+            {"user_id": user_id, "ticket_id": step.ticket.id, "kind": kind,
+             "subject": subject, "body": body, "now": step.now} for user_id in sorted(user_ids)])
     return len(seen)
 
 
 def _insert_notifications():
-    """A notification for each of ``user_ids``, its address read from the user row by the
-    insert itself (compiled once)."""
+    """A notification for ``user_id``, its address read from the user row by the insert
+    itself (compiled once; run once per recipient)."""
     users = User.__table__
     email = func.coalesce(users.c.email, "")
     now = bindparam("now", type_=UTCDateTime())
@@ -170,7 +172,7 @@ def _insert_notifications():
             bindparam("body", type_=Text()), email,
             case((email != "", "pending"), else_="no_email"), literal(0),
             case((email != "", now), else_=null()), now,
-        ).where(users.c.id.in_(bindparam("user_ids", expanding=True))).order_by(users.c.id),
+        ).where(users.c.id == bindparam("user_id", type_=Integer())),
     )
 
 

@@ -18,6 +18,7 @@ from . import audit, monitoring, outbox, runtime, timers
 from .bpmn import dump_state, load_state
 from .clock import after, instant
 from .definitions import LoadedDefinition
+from .persistence.batch import Batch
 from .persistence.models import Counter, Membership, Task, Ticket, TicketState, User
 from .sandbox import SandboxScriptEngine
 
@@ -110,7 +111,8 @@ def save(session: Session, step: Step, actor: str,
          requested: list[dict[str, str]] | None = None) -> None:
     """Persist the instance, project it into tickets/tasks/timers, notify, and audit.
 
-    ``requested`` holds the notifications the process asked for during the step.
+    ``requested`` holds the notifications the process asked for during the step. The rows
+    go out in one batch (see ``Batch``), the audit events last.
     """
     variables = runtime.variables(step.workflow)
     blob = dump_state(step.workflow)
@@ -118,19 +120,23 @@ def save(session: Session, step: Step, actor: str,
                         default=str)
     if step.state is None:
         step.state = TicketState(ticket_id=step.ticket.id, state=blob, variables=public)
-        session.add(step.state)
     else:
         step.state.state, step.state.variables = blob, public
+    rows_before = list(step.open_rows)
     project(session, step, variables, actor)
-    waiting = [] if step.workflow.is_completed() else timers.pending(step.workflow)
-    if waiting != step.timers_before:  # most steps leave the timers as they were
-        timers.store(session, step.ticket.id, waiting, step.timers_before)
     if step.ticket.fingerprint and monitoring.follow(session, step.ticket, step.now):
         step.event("service_state_changed", "system",
                    {"service": step.ticket.service_key, "state": "nominal"})
-    outbox.for_step(session, step, requested or [])
-    session.flush()  # before the audit head is locked: it serialises every writer till commit
-    audit.append(session, step.events)
+    batch = Batch(session)
+    batch.put(step.ticket)
+    batch.put(step.state)
+    for row in {id(r): r for r in rows_before + step.open_rows}.values():
+        batch.put(row)
+    waiting = [] if step.workflow.is_completed() else timers.pending(step.workflow)
+    if waiting != step.timers_before:  # most steps leave the timers as they were
+        timers.store(batch, step.ticket.id, waiting, step.timers_before)
+    outbox.for_step(session, batch, step, requested or [])
+    audit.write(batch, step.events)
 
 
 def project(session: Session, step: Step, variables: dict[str, Any], actor: str) -> None:
@@ -165,7 +171,9 @@ def project(session: Session, step: Step, variables: dict[str, Any], actor: str)
     work_rows, step.open_rows = [], []
     for task in ready:
         row = open_rows.get(str(task.id)) or _new_task_row(session, step, task, variables)
-        row.title = task.task_spec.bpmn_name or row.title  # a migrated task takes the new name
+        title = task.task_spec.bpmn_name or row.title  # a migrated task takes the new name
+        if row.title != title:
+            row.title = title
         step.open_rows.append(row)
         if not row.for_requester:
             work_rows.append(row)
@@ -206,7 +214,7 @@ def _new_task_row(session: Session, step: Step, task, variables: dict[str, Any])
     assignee_id = None
     hint = variables.get(props.get("assigneeFrom", "")) if props.get("assigneeFrom") else None
     if hint and not for_requester and group:
-        with session.no_autoflush:  # the step's changes go out in one flush, later
+        with session.no_autoflush:  # the step's changes go out in one batch, later
             assignee_id = session.scalar(
                 select(User.id).join(Membership, Membership.user_id == User.id)
                 .where(User.username == str(hint), User.active.is_(True),
@@ -219,7 +227,6 @@ def _new_task_row(session: Session, step: Step, task, variables: dict[str, Any])
         assignee_id=assignee_id, state="ready", form=props.get("formJsonSchemaFilename"),
         created_at=step.now, due_at=None if for_requester else step.ticket.due_at,
     )
-    session.add(row)
     step.event("task_created", "system", {
         "group": row.group_key, "for_requester": for_requester,
         "assignee": str(hint) if assignee_id else None,

@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
+from .persistence.batch import Batch
 from .persistence.models import Ticket, Timer
 
 
@@ -101,7 +102,7 @@ def pending(workflow: BpmnWorkflow) -> list[Pending]:
     return sorted(found, key=lambda p: (p.fire_at, p.name))
 
 
-def store(session: Session, ticket_id: int, timers: list[Pending],
+def store(batch: Batch, ticket_id: int, timers: list[Pending],
           before: list[Pending] | None = None) -> None:
     """Make the ticket's timer rows the ones it waits on now.
 
@@ -110,16 +111,16 @@ def store(session: Session, ticket_id: int, timers: list[Pending],
     rewrites every row.
     """
     if before is None:
-        session.execute(_DELETE_ALL, {"ticket_id": ticket_id})
+        batch.add(_DELETE_ALL, {"ticket_id": ticket_id})
         gone, new = [], timers
     else:
         gone = [t for t in before if t not in timers]
         new = [t for t in timers if t not in before]
     if gone:
-        session.execute(_DELETE_ONE, [
+        batch.add(_DELETE_ONE, [
             {"ticket_id": ticket_id, "name": t.name, "fire_at": t.fire_at} for t in gone])
     if new:
-        session.execute(_INSERT, [
+        batch.add(_INSERT, [
             {"ticket_id": ticket_id, "name": t.name, "fire_at": t.fire_at,
              "wake_at": t.fire_at, "attempts": 0} for t in new])
 

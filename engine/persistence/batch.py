@@ -1,0 +1,212 @@
+"""A unit of work's writes, sent together: one round trip on PostgreSQL.
+
+A step writes a dozen rows (the ticket, its state, task rows, timers, notifications, the
+audit events and head). Through the ORM's flush each costs about 290 µs of Python and a
+round trip of its own; queued here as SQLAlchemy Core statements they go out in one
+psycopg pipeline on PostgreSQL (measured: about 30 µs a statement). On SQLite, where a
+statement costs no round trip, they run one by one through SQLAlchemy Core.
+
+Rows written through a batch are taken out of the session (``put``): the ORM must not write
+them a second time at commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Executable, Row, and_, bindparam, insert, inspect, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
+
+from .db import WROTE
+
+Params = dict[str, Any] | list[dict[str, Any]]
+
+
+@dataclass
+class _Queued:
+    statement: Executable
+    params: Params
+    expect: int | None  # rows the statement must touch, else the row changed meanwhile
+    what: str
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    processors: dict[str, Callable[[Any], Any]]  # bind name -> the column type's conversion
+    fixed: dict[str, Any]  # values written in the statement itself (``id == 1``)
+
+
+class Batch:
+    """Statements queued by one unit of work and sent at once, in order, after whatever the
+    session itself holds (its pending ORM changes are flushed first)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._queued: list[_Queued] = []
+        self._put: set[int] = set()  # the rows put: each is written once per batch
+
+    def add(self, statement: Executable, params: Params, expect: int | None = None,
+            what: str = "") -> None:
+        """Queue ``statement``; a list of parameter sets runs it once per set. ``expect``:
+        the rows it must change (``StaleDataError`` naming ``what`` otherwise)."""
+        self._queued.append(_Queued(statement, params, expect, what))
+
+    def put(self, row: Any) -> None:
+        """Queue the whole row of an ORM object: an INSERT if it was never stored, else an
+        UPDATE by primary key when it was changed (checking and moving its version column,
+        if the model has one). The object leaves the session, its values kept; it stays
+        marked as changed, so a later batch writes it again."""
+        if id(row) in self._put:
+            return
+        self._put.add(id(row))
+        state = inspect(row)
+        if state.session is not None:
+            state.session.expunge(row)
+        shape = _shape(type(row))
+        values = {key: getattr(row, key) for key in shape.columns}
+        if state.key is None:
+            for key, default in shape.defaults.items():  # as the ORM's flush would
+                if values[key] is None:
+                    values[key] = default
+            self.add(shape.insert, values, what=shape.table)
+            for key in shape.columns:  # every column loaded: the row reads as stored
+                set_committed_value(row, key, values[key])
+            make_transient_to_detached(row)
+            return
+        if not state.modified:
+            return
+        params = {k: v for k, v in values.items() if k not in shape.keys}
+        params.update({f"pk_{k}": values[k] for k in shape.keys})
+        if shape.version:  # only the ORM's writes change it: what is here was read
+            values[shape.version] = params[shape.version] = values[shape.version] + 1
+            params["_old_version"] = values[shape.version] - 1
+        self.add(shape.update, params, expect=1, what=shape.table)
+        for key in shape.columns:  # stored now: nothing left to write
+            set_committed_value(row, key, values[key])
+
+    def send(self, query: Executable | None = None,
+             params: dict[str, Any] | None = None) -> Sequence[Row]:
+        """Send the session's pending changes, then what is queued, then ``query``; return
+        the rows ``query`` answered."""
+        self.session.flush()
+        queued, self._queued = self._queued, []
+        if query is not None:
+            queued.append(_Queued(query, params or {}, None, ""))
+        if not queued:
+            return []
+        connection = self.session.connection()
+        if connection.dialect.name != "postgresql":
+            return self._run_one_by_one(connection, queued)
+        connection.info[WROTE] = True  # see Database._end_failed: this must be rolled back
+        return self._pipeline(connection, queued)
+
+    @staticmethod
+    def _run_one_by_one(connection, queued: list[_Queued]) -> Sequence[Row]:
+        result = None
+        for item in queued:
+            result = connection.execute(item.statement, item.params)
+            if item.expect is not None and result.rowcount != item.expect:
+                raise StaleDataError(f"the {item.what} row changed meanwhile")
+        return result.all() if result is not None and result.returns_rows else []
+
+    @staticmethod
+    def _pipeline(connection, queued: list[_Queued]) -> Sequence[Row]:
+        dbapi_connection = connection.connection.dbapi_connection
+        dialect = connection.dialect
+        cursors = []
+        try:
+            with dbapi_connection.pipeline():
+                for item in queued:
+                    compiled = _compile(item.statement, dialect, item.params)
+                    cursor = dbapi_connection.cursor()
+                    if isinstance(item.params, list):
+                        cursor.executemany(compiled.sql, [_bound(compiled, p)
+                                                          for p in item.params])
+                    else:
+                        cursor.execute(compiled.sql, _bound(compiled, item.params))
+                    cursors.append(cursor)
+            for item, cursor in zip(queued, cursors, strict=True):
+                if item.expect is not None and cursor.rowcount != item.expect:
+                    raise StaleDataError(f"the {item.what} row changed meanwhile")
+            last = cursors[-1]
+            return last.fetchall() if last.description is not None else []
+        except dialect.loaded_dbapi.Error as err:
+            # As SQLAlchemy would raise it: callers and error pages know these.
+            raise DBAPIError.instance(None, None, err, dialect.loaded_dbapi.Error) from err
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+
+def _bound(compiled: _Compiled, params: dict[str, Any]) -> dict[str, Any]:
+    if not compiled.processors and not compiled.fixed:
+        return params
+    bound = {**compiled.fixed, **params}
+    for name, process in compiled.processors.items():
+        if name in bound:
+            bound[name] = process(bound[name])
+    return bound
+
+
+_COMPILED: dict[tuple, _Compiled] = {}  # statements are module constants: a few dozen
+
+
+def _compile(statement: Executable, dialect, params: Params) -> _Compiled:
+    """The statement's SQL for this dialect's driver and its bind conversions, made once
+    per statement and set of parameter names."""
+    first = params[0] if isinstance(params, list) else params
+    key = (id(statement), dialect.name, tuple(first))
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        sql = statement.compile(dialect=dialect, column_keys=list(first))
+        if "POSTCOMPILE" in sql.string:
+            raise ValueError("a batched statement cannot expand a list of values")
+        processors, fixed = {}, {}
+        for name, bind in sql.binds.items():
+            process = bind.type.bind_processor(dialect)
+            if process is not None:
+                processors[name] = process
+            if not bind.required:
+                fixed[name] = bind.effective_value
+        compiled = _COMPILED[key] = _Compiled(sql.string, processors, fixed)
+    return compiled
+
+
+@dataclass(frozen=True)
+class _Shape:
+    table: str
+    columns: tuple[str, ...]
+    keys: tuple[str, ...]  # the primary key's columns
+    defaults: dict[str, Any]  # the columns' scalar defaults
+    version: str | None
+    insert: Executable
+    update: Executable
+
+
+_SHAPES: dict[type, _Shape] = {}
+
+
+def _shape(model: type) -> _Shape:
+    """The full-row INSERT and UPDATE of a model, built once."""
+    shape = _SHAPES.get(model)
+    if shape is None:
+        mapper = inspect(model)
+        table = mapper.local_table
+        columns = tuple(c.key for c in table.columns)
+        version = mapper.version_id_col.key if mapper.version_id_col is not None else None
+        # The SET clause takes the other columns' names as its parameters.
+        where = [c == bindparam(f"pk_{c.key}") for c in mapper.primary_key]
+        if version:
+            where.append(table.c[version] == bindparam("_old_version"))
+        defaults = {c.key: c.default.arg for c in table.columns
+                    if c.default is not None and c.default.is_scalar}
+        shape = _SHAPES[model] = _Shape(
+            table.name, columns, tuple(c.key for c in mapper.primary_key), defaults, version,
+            insert(table), update(table).where(and_(*where)))
+    return shape
