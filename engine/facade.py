@@ -532,7 +532,7 @@ class ServiceDesk:
             statement, count = statements
             params = {"p_user": user_id, **values,
                       **queries.paging((page - 1) * per_page, per_page)}
-            rows = s.execute(statement, params).all()
+            rows = self.db.rows(s, statement, params)
             options, memo = directory.form_options(s), {}
             items = [TaskInfo(
                 id=id_, name=name, title=title, ticket=number, group=group, assignee=assignee,

@@ -12,7 +12,7 @@ them a second time at commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from .compiled import compile_for
 from .db import WROTE
 
 Params = dict[str, Any] | list[dict[str, Any]]
@@ -33,13 +34,6 @@ class _Queued:
     params: Params
     expect: int | None  # rows the statement must touch, else the row changed meanwhile
     what: str
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    processors: dict[str, Callable[[Any], Any]]  # bind name -> the column type's conversion
-    fixed: dict[str, Any]  # values written in the statement itself (``id == 1``)
 
 
 class Batch:
@@ -123,59 +117,27 @@ class Batch:
         try:
             with dbapi_connection.pipeline():
                 for item in queued:
-                    compiled = _compile(item.statement, dialect, item.params)
+                    many = isinstance(item.params, list)
+                    compiled = compile_for(item.statement, dialect,
+                                           item.params[0] if many else item.params)
                     cursor = dbapi_connection.cursor()
-                    if isinstance(item.params, list):
-                        cursor.executemany(compiled.sql, [_bound(compiled, p)
+                    if many:
+                        cursor.executemany(compiled.sql, [compiled.params(p)
                                                           for p in item.params])
                     else:
-                        cursor.execute(compiled.sql, _bound(compiled, item.params))
-                    cursors.append(cursor)
-            for item, cursor in zip(queued, cursors, strict=True):
+                        cursor.execute(compiled.sql, compiled.params(item.params))
+                    cursors.append((cursor, compiled))
+            for item, (cursor, _) in zip(queued, cursors, strict=True):
                 if item.expect is not None and cursor.rowcount != item.expect:
                     raise StaleDataError(f"the {item.what} row changed meanwhile")
-            last = cursors[-1]
-            return last.fetchall() if last.description is not None else []
+            last, compiled = cursors[-1]
+            return compiled.rows(last.fetchall()) if last.description is not None else []
         except dialect.loaded_dbapi.Error as err:
             # As SQLAlchemy would raise it: callers and error pages know these.
             raise DBAPIError.instance(None, None, err, dialect.loaded_dbapi.Error) from err
         finally:
-            for cursor in cursors:
+            for cursor, _ in cursors:
                 cursor.close()
-
-
-def _bound(compiled: _Compiled, params: dict[str, Any]) -> dict[str, Any]:
-    if not compiled.processors and not compiled.fixed:
-        return params
-    bound = {**compiled.fixed, **params}
-    for name, process in compiled.processors.items():
-        if name in bound:
-            bound[name] = process(bound[name])
-    return bound
-
-
-_COMPILED: dict[tuple, _Compiled] = {}  # statements are module constants: a few dozen
-
-
-def _compile(statement: Executable, dialect, params: Params) -> _Compiled:
-    """The statement's SQL for this dialect's driver and its bind conversions, made once
-    per statement and set of parameter names."""
-    first = params[0] if isinstance(params, list) else params
-    key = (id(statement), dialect.name, tuple(first))
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        sql = statement.compile(dialect=dialect, column_keys=list(first))
-        if "POSTCOMPILE" in sql.string:
-            raise ValueError("a batched statement cannot expand a list of values")
-        processors, fixed = {}, {}
-        for name, bind in sql.binds.items():
-            process = bind.type.bind_processor(dialect)
-            if process is not None:
-                processors[name] = process
-            if not bind.required:
-                fixed[name] = bind.effective_value
-        compiled = _COMPILED[key] = _Compiled(sql.string, processors, fixed)
-    return compiled
 
 
 @dataclass(frozen=True)

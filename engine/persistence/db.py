@@ -6,10 +6,13 @@ import contextlib
 import select
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy import Engine, Executable, create_engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+
+from .compiled import compile_for
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
@@ -129,6 +132,37 @@ class Database:
                 session.rollback()
             else:
                 session.commit()
+
+    def rows(self, session: Session, statement: Executable, params: dict[str, Any]) -> list:
+        """The rows of one SELECT run on the driver's cursor (see ``compiled``).
+
+        On PostgreSQL, when ``session`` has not begun a transaction, the statement runs
+        alone in autocommit: one statement sees one snapshot, and it saves the BEGIN and
+        COMMIT round trips (about 0.4 ms of an inbox read's 1.3 ms of Python).
+        """
+        compiled = None if self.is_sqlite else compile_for(statement, self.engine.dialect,
+                                                            params, strict=False)
+        if compiled is None:  # SQLite, or a list to expand (SQLAlchemy knows how)
+            return session.execute(statement, params).all()
+        error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            if session.in_transaction():
+                cursor = session.connection().connection.dbapi_connection.cursor()
+                with cursor:
+                    cursor.execute(compiled.sql, compiled.params(params))
+                    return compiled.rows(cursor.fetchall())
+            with self.engine.connect() as connection:
+                driver = connection.connection.dbapi_connection
+                driver.autocommit = True
+                try:
+                    with driver.cursor() as cursor:
+                        cursor.execute(compiled.sql, compiled.params(params))
+                        return compiled.rows(cursor.fetchall())
+                finally:
+                    if not driver.closed:
+                        driver.autocommit = False
+        except error as err:  # as SQLAlchemy would raise it: callers and error pages know these
+            raise DBAPIError.instance(None, None, err, error) from err
 
     def _end_failed(self, session: Session) -> None:
         """Roll back a unit of work that failed; on PostgreSQL one that wrote nothing (a
