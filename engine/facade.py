@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -69,6 +69,7 @@ from .errors import (
     ProcessError,
     ValidationFailed,
 )
+from .persistence.batch import Batch
 from .persistence.db import Database
 from .persistence.models import (
     AuditEvent,
@@ -582,7 +583,10 @@ class ServiceDesk:
             ticket.assignee_id = task.assignee_id
             ticket.updated_at = self.clock()
             definition = self.definitions.get(s, ticket.definition_id)
-            audit.append(s, [audit.Event(
+            batch = Batch(s)
+            batch.put(task)
+            batch.put(ticket)
+            audit.write(batch, [audit.Event(
                 action="task_claimed" if claim else "task_released", actor=actor.username,
                 at=self.clock(), data={}, ticket_id=ticket.id, ticket_number=ticket.number,
                 task_id=task.id, task_name=task.name, process_key=definition.key,
@@ -1098,21 +1102,12 @@ class ServiceDesk:
 
     def _locked_task(self, s: Session, actor: Actor, task_id: str, with_state: bool = False
                      ) -> tuple[Task, Ticket, TicketState | None, list[Task]]:
-        """Lock the ticket row, then read its ready tasks (and its state when asked).
-
-        The reads come after the lock, in statements of their own: on PostgreSQL a
-        statement that waited for a lock still sees, in the rows it joins, what was
-        there before the other transaction committed.
-        """
-        ticket = s.scalars(_LOCK_TICKET_OF_TASK, {"task_id": task_id}).first()
+        """Lock the ticket row, then read its ready tasks (and its state when asked); the
+        rows come detached (``tickets.lock_of_task``)."""
+        ticket, state, open_rows = tickets.lock_of_task(s, task_id, with_state)
         user_id = _user_id(s, actor)
         if ticket is None or not access.may_see(actor, ticket, user_id):
             raise NotFound("task not found")
-        state = None
-        if with_state:
-            state, open_rows = tickets.state_and_open_tasks(s, ticket.id)
-        else:
-            open_rows = tickets.open_tasks(s, ticket.id)
         task = next((row for row in open_rows if row.id == task_id), None)
         if task is None:
             raise Conflict("this task is no longer ready: someone else completed it")
@@ -1170,12 +1165,6 @@ class ServiceDesk:
             ticket_title=ticket.title, priority=ticket.priority, status=task.state,
             ticket_status=ticket.status, service=ticket.service_key,
         )
-
-
-_LOCK_TICKET_OF_TASK = (
-    select(Ticket).where(Ticket.id == select(Task.ticket_id)
-                         .where(Task.id == bindparam("task_id")).scalar_subquery())
-    .with_for_update().execution_options(populate_existing=True))
 
 
 class _ConflictOnStale:

@@ -18,7 +18,7 @@ from . import audit, monitoring, outbox, runtime, timers
 from .bpmn import dump_state, load_state
 from .clock import after, instant
 from .definitions import LoadedDefinition
-from .persistence.batch import Batch
+from .persistence.batch import Batch, detached
 from .persistence.models import Counter, Membership, Task, Ticket, TicketState, User
 from .sandbox import SandboxScriptEngine
 
@@ -86,25 +86,47 @@ def open_tasks(session: Session, ticket_id: int) -> list[Task]:
     return list(session.scalars(_OPEN_TASKS, {"ticket_id": ticket_id}))
 
 
-def state_and_open_tasks(session: Session,
-                         ticket_id: int) -> tuple[TicketState | None, list[Task]]:
-    """The ticket's stored instance and its ready task rows, oldest first, in one query.
+def lock_of_task(session: Session, task_id: str, with_state: bool = False
+                 ) -> tuple[Ticket | None, TicketState | None, list[Task]]:
+    """Lock the ticket of ``task_id``, then read its ready task rows, oldest first (and its
+    stored instance when asked): (None, None, []) when there is no such task.
 
-    (None, []) for a ticket without an instance (closed history generated in bulk).
+    The reads come after the lock, in statements of their own (sent with it, in one round
+    trip): on PostgreSQL a statement that waited for a lock still sees, in the rows it
+    joins, what was there before the other transaction committed. The rows come detached
+    from the session: a unit of work writes them back with ``Batch.put``.
     """
-    rows = session.execute(_STATE_AND_OPEN_TASKS, {"ticket_id": ticket_id}).all()
-    if not rows:
-        return None, []
-    return rows[0][0], [task for _, task in rows if task is not None]
+    params = {"task_id": task_id}
+    locked, rows = Batch(session).read(
+        (_LOCK_TICKET_OF_TASK, params),
+        (_STATE_AND_OPEN_TASKS_OF_TASK if with_state else _OPEN_TASKS_OF_TASK, params))
+    if not locked:
+        return None, None, []
+    ticket = detached(Ticket, locked[0])
+    if not with_state:
+        return ticket, None, [detached(Task, row) for row in rows]
+    if not rows:  # closed history generated in bulk keeps no instance
+        return ticket, None, []
+    split = len(_STATE_COLUMNS)
+    return ticket, detached(TicketState, rows[0][:split]), [
+        detached(Task, row[split:]) for row in rows if row[split] is not None]
 
 
 # Statements every step runs, built once (building one costs more than SQLite running it).
 _OPEN_TASKS = (select(Task).where(Task.ticket_id == bindparam("ticket_id"), Task.state == "ready")
                .order_by(Task.created_at, Task.id))
-_STATE_AND_OPEN_TASKS = (
-    select(TicketState, Task).outerjoin(Task, and_(
+_TICKET_OF_TASK = (select(Task.ticket_id).where(Task.id == bindparam("task_id"))
+                   .scalar_subquery())
+_STATE_COLUMNS = tuple(TicketState.__table__.columns)
+_LOCK_TICKET_OF_TASK = (select(*Ticket.__table__.columns).where(Ticket.id == _TICKET_OF_TASK)
+                        .with_for_update())
+_OPEN_TASKS_OF_TASK = (select(*Task.__table__.columns)
+                       .where(Task.ticket_id == _TICKET_OF_TASK, Task.state == "ready")
+                       .order_by(Task.created_at, Task.id))
+_STATE_AND_OPEN_TASKS_OF_TASK = (
+    select(*_STATE_COLUMNS, *Task.__table__.columns).outerjoin(Task, and_(
         Task.ticket_id == TicketState.ticket_id, Task.state == "ready"))
-    .where(TicketState.ticket_id == bindparam("ticket_id")).order_by(Task.created_at, Task.id))
+    .where(TicketState.ticket_id == _TICKET_OF_TASK).order_by(Task.created_at, Task.id))
 
 
 def save(session: Session, step: Step, actor: str,

@@ -12,18 +12,17 @@ them a second time at commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Row, and_, bindparam, insert, inspect, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from .compiled import compile_for
-from .db import WROTE
+from .compiled import announce, compile_for
 
 Params = dict[str, Any] | list[dict[str, Any]]
 
@@ -34,6 +33,7 @@ class _Queued:
     params: Params
     expect: int | None  # rows the statement must touch, else the row changed meanwhile
     what: str
+    query: bool = False  # its rows are wanted
 
 
 class Batch:
@@ -88,29 +88,35 @@ class Batch:
              params: dict[str, Any] | None = None) -> Sequence[Row]:
         """Send the session's pending changes, then what is queued, then ``query``; return
         the rows ``query`` answered."""
+        answers = self.read((query, params or {})) if query is not None else self.read()
+        return answers[0] if answers else []
+
+    def read(self, *queries: tuple[Executable, dict[str, Any]]) -> list[Sequence[Row]]:
+        """Send the session's pending changes, what is queued, then ``queries`` (each a
+        statement of its own, run in order); return the rows each query answered."""
         self.session.flush()
         queued, self._queued = self._queued, []
-        if query is not None:
-            queued.append(_Queued(query, params or {}, None, ""))
+        queued += [_Queued(query, params, None, "", query=True) for query, params in queries]
         if not queued:
             return []
         connection = self.session.connection()
         if connection.dialect.name != "postgresql":
             return self._run_one_by_one(connection, queued)
-        connection.info[WROTE] = True  # see Database._end_failed: this must be rolled back
         return self._pipeline(connection, queued)
 
     @staticmethod
-    def _run_one_by_one(connection, queued: list[_Queued]) -> Sequence[Row]:
-        result = None
+    def _run_one_by_one(connection, queued: list[_Queued]) -> list[Sequence[Row]]:
+        answers = []
         for item in queued:
             result = connection.execute(item.statement, item.params)
             if item.expect is not None and result.rowcount != item.expect:
                 raise StaleDataError(f"the {item.what} row changed meanwhile")
-        return result.all() if result is not None and result.returns_rows else []
+            if item.query:
+                answers.append(result.all())
+        return answers
 
     @staticmethod
-    def _pipeline(connection, queued: list[_Queued]) -> Sequence[Row]:
+    def _pipeline(connection, queued: list[_Queued]) -> list[Sequence[Row]]:
         dbapi_connection = connection.connection.dbapi_connection
         dialect = connection.dialect
         cursors = []
@@ -121,23 +127,41 @@ class Batch:
                     compiled = compile_for(item.statement, dialect,
                                            item.params[0] if many else item.params)
                     cursor = dbapi_connection.cursor()
+                    params = ([compiled.params(p) for p in item.params] if many
+                              else compiled.params(item.params))
+                    announce(connection, cursor, compiled.sql, params, many)
                     if many:
-                        cursor.executemany(compiled.sql, [compiled.params(p)
-                                                          for p in item.params])
+                        cursor.executemany(compiled.sql, params)
                     else:
-                        cursor.execute(compiled.sql, compiled.params(item.params))
+                        cursor.execute(compiled.sql, params)
                     cursors.append((cursor, compiled))
-            for item, (cursor, _) in zip(queued, cursors, strict=True):
+            answers = []
+            for item, (cursor, compiled) in zip(queued, cursors, strict=True):
                 if item.expect is not None and cursor.rowcount != item.expect:
                     raise StaleDataError(f"the {item.what} row changed meanwhile")
-            last, compiled = cursors[-1]
-            return compiled.rows(last.fetchall()) if last.description is not None else []
+                if item.query:
+                    answers.append(compiled.rows(cursor.fetchall()))
+            return answers
         except dialect.loaded_dbapi.Error as err:
             # As SQLAlchemy would raise it: callers and error pages know these.
             raise DBAPIError.instance(None, None, err, dialect.loaded_dbapi.Error) from err
         finally:
             for cursor, _ in cursors:
                 cursor.close()
+
+
+T = TypeVar("T")
+
+
+def detached(model: type[T], values: Sequence[Any]) -> T:
+    """The ORM object of a row read through ``Batch.read`` (its columns in table order):
+    loaded and unchanged, as a closed session leaves its objects; ``put`` writes it back
+    when it is changed."""
+    shape = _shape(model)
+    row = shape.new()
+    row.__dict__.update(zip(shape.columns, values, strict=True))  # loaded, with no history
+    make_transient_to_detached(row)
+    return row
 
 
 @dataclass(frozen=True)
@@ -149,6 +173,7 @@ class _Shape:
     version: str | None
     insert: Executable
     update: Executable
+    new: Callable[[], Any]  # an instance of the model, its constructor not run
 
 
 _SHAPES: dict[type, _Shape] = {}
@@ -158,6 +183,7 @@ def _shape(model: type) -> _Shape:
     """The full-row INSERT and UPDATE of a model, built once."""
     shape = _SHAPES.get(model)
     if shape is None:
+        configure_mappers()  # the mapper's attributes must be set up to make instances
         mapper = inspect(model)
         table = mapper.local_table
         columns = tuple(c.key for c in table.columns)
@@ -170,5 +196,5 @@ def _shape(model: type) -> _Shape:
                     if c.default is not None and c.default.is_scalar}
         shape = _SHAPES[model] = _Shape(
             table.name, columns, tuple(c.key for c in mapper.primary_key), defaults, version,
-            insert(table), update(table).where(and_(*where)))
+            insert(table), update(table).where(and_(*where)), mapper.class_manager.new_instance)
     return shape

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable
+from sqlalchemy import Connection, Executable
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,13 @@ class Compiled:
                 row[index] = process(row[index])
             typed.append(tuple(row))
         return typed
+
+
+def announce(connection: Connection, cursor: Any, sql: str, params: Any, many: bool) -> None:
+    """Tell the engine's ``before_cursor_execute`` listeners of a statement run on the
+    driver, as SQLAlchemy does of its own: what counts or traces statements (and
+    ``db._note_writes``) sees these too."""
+    connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
 
 
 _CACHE: dict[tuple, Compiled] = {}  # hot statements are built once: a few dozen

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .compiled import compile_for
+from .compiled import Compiled, announce, compile_for
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
@@ -147,17 +147,12 @@ class Database:
         error = self.engine.dialect.loaded_dbapi.Error
         try:
             if session.in_transaction():
-                cursor = session.connection().connection.dbapi_connection.cursor()
-                with cursor:
-                    cursor.execute(compiled.sql, compiled.params(params))
-                    return compiled.rows(cursor.fetchall())
+                return _fetch(session.connection(), compiled, params)
             with self.engine.connect() as connection:
                 driver = connection.connection.dbapi_connection
                 driver.autocommit = True
                 try:
-                    with driver.cursor() as cursor:
-                        cursor.execute(compiled.sql, compiled.params(params))
-                        return compiled.rows(cursor.fetchall())
+                    return _fetch(connection, compiled, params)
                 finally:
                     if not driver.closed:
                         driver.autocommit = False
@@ -183,3 +178,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _fetch(connection, compiled: Compiled, params: dict[str, Any]) -> list[tuple]:
+    bound = compiled.params(params)
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        announce(connection, cursor, compiled.sql, bound, False)
+        cursor.execute(compiled.sql, bound)
+        return compiled.rows(cursor.fetchall())
