@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from engine import tickets
 from engine.errors import Conflict
 from engine.persistence.batch import Batch
 from engine.persistence.models import Counter, Task, Ticket
 from tests.conftest import QUALIFY_RESOLVE
+from tests.engine.test_step_cost import statements
 
 _BUMP = update(Counter).where(Counter.name == bindparam("prefix")).values(
     value=Counter.value + bindparam("by"))
@@ -139,3 +141,35 @@ def test_a_statement_expanding_a_list_is_refused_on_postgresql(desk):
         else:
             with pytest.raises(ValueError, match="expand a list"):
                 batch.send()
+
+
+def test_a_ticket_is_locked_then_its_tasks_read_detached_and_typed(desk, life):
+    number = life.report().number
+    task = life.task(number, "qualify")
+    with desk.db.write() as s:
+        ticket, state, rows = tickets.lock_of_task(s, task.id, with_state=True)
+        assert ticket.number == number and ticket.created_at.tzinfo is not None
+        assert state.ticket_id == ticket.id and isinstance(state.state, bytes)
+        assert [r.id for r in rows] == [task.id] and rows[0].created_at.tzinfo is not None
+        assert all(row not in s for row in (ticket, state, *rows))
+        assert not inspect(ticket).modified  # as read: put() leaves it alone
+        assert tickets.lock_of_task(s, "no-such-task") == (None, None, [])
+
+
+def test_an_unchanged_row_read_is_not_written_and_a_changed_one_is(desk, life):
+    number = life.report().number
+    task = life.task(number, "qualify")
+    with desk.db.write() as s, statements(desk) as seen:
+        ticket, _, rows = tickets.lock_of_task(s, task.id)
+        seen.clear()
+        batch = Batch(s)
+        batch.put(ticket)
+        batch.put(rows[0])
+        batch.send()
+        assert seen == []
+        rows[0].title = "Qualify it"
+        batch = Batch(s)
+        batch.put(rows[0])
+        batch.send()
+        assert [q.split(" SET")[0] for q in seen] == ["UPDATE tasks"]
+    assert life.task(number, "qualify").title == "Qualify it"
