@@ -1,10 +1,12 @@
-"""A unit of work's writes, sent together: one round trip on PostgreSQL.
+"""A unit of work's statements, sent together: one round trip per send on PostgreSQL.
 
 A step writes a dozen rows (the ticket, its state, task rows, timers, notifications, the
 audit events and head). Through the ORM's flush each costs about 290 µs of Python and a
 round trip of its own; queued here as SQLAlchemy Core statements they go out in one
 psycopg pipeline on PostgreSQL (measured: about 30 µs a statement). On SQLite, where a
-statement costs no round trip, they run one by one through SQLAlchemy Core.
+statement costs no round trip, they run one by one through SQLAlchemy Core. Reads that
+must come together (a lock, then what it guards) go the same way (``read``), their rows
+made into ORM objects without a session (``detached``).
 
 Rows written through a batch are taken out of the session (``put``): the ORM must not write
 them a second time at commit.
