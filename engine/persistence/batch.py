@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Row, and_, bindparam, insert, inspect, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from .compiled import announce, compile_for
+from .compiled import Compiled, announce, compile_for, driver_errors
 
 Params = dict[str, Any] | list[dict[str, Any]]
 
@@ -120,36 +119,38 @@ class Batch:
     @staticmethod
     def _pipeline(connection, queued: list[_Queued]) -> list[Sequence[Row]]:
         dbapi_connection = connection.connection.dbapi_connection
-        dialect = connection.dialect
         cursors = []
         try:
-            with dbapi_connection.pipeline():
-                for item in queued:
-                    many = isinstance(item.params, list)
-                    compiled = compile_for(item.statement, dialect,
-                                           item.params[0] if many else item.params)
-                    cursor = dbapi_connection.cursor()
-                    params = ([compiled.params(p) for p in item.params] if many
-                              else compiled.params(item.params))
-                    announce(connection, cursor, compiled.sql, params, many)
-                    if many:
-                        cursor.executemany(compiled.sql, params)
-                    else:
-                        cursor.execute(compiled.sql, params)
-                    cursors.append((cursor, compiled))
-            answers = []
-            for item, (cursor, compiled) in zip(queued, cursors, strict=True):
-                if item.expect is not None and cursor.rowcount != item.expect:
-                    raise StaleDataError(f"the {item.what} row changed meanwhile")
-                if item.query:
-                    answers.append(compiled.rows(cursor.fetchall()))
-            return answers
-        except dialect.loaded_dbapi.Error as err:
-            # As SQLAlchemy would raise it: callers and error pages know these.
-            raise DBAPIError.instance(None, None, err, dialect.loaded_dbapi.Error) from err
+            with driver_errors(connection.dialect):
+                with dbapi_connection.pipeline():
+                    for item in queued:
+                        cursors.append(_send(connection, item))
+                answers = []
+                for item, (cursor, compiled) in zip(queued, cursors, strict=True):
+                    if item.expect is not None and cursor.rowcount != item.expect:
+                        raise StaleDataError(f"the {item.what} row changed meanwhile")
+                    if item.query:
+                        answers.append(compiled.rows(cursor.fetchall()))
+                return answers
         finally:
             for cursor, _ in cursors:
                 cursor.close()
+
+
+def _send(connection, item: _Queued) -> tuple[Any, Compiled]:
+    """Queue one statement in the connection's pipeline, on a cursor of its own (which
+    holds its answer until the pipeline is synced)."""
+    many = isinstance(item.params, list)
+    compiled = compile_for(item.statement, connection.dialect,
+                           item.params[0] if many else item.params)
+    cursor = connection.connection.dbapi_connection.cursor()
+    params = [compiled.params(p) for p in item.params] if many else compiled.params(item.params)
+    announce(connection, cursor, compiled.sql, params, many)
+    if many:
+        cursor.executemany(compiled.sql, params)
+    else:
+        cursor.execute(compiled.sql, params)
+    return cursor, compiled
 
 
 T = TypeVar("T")

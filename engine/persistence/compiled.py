@@ -8,11 +8,13 @@ conversions (``UTCDateTime``) applied here as SQLAlchemy would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Executable
+from sqlalchemy.exc import DBAPIError
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,17 @@ class Compiled:
                 row[index] = process(row[index])
             typed.append(tuple(row))
         return typed
+
+
+@contextmanager
+def driver_errors(dialect) -> Iterator[None]:
+    """Raise the driver's errors as SQLAlchemy would raise them: callers and the error pages
+    know those (a lost connection is a 503, not a 500)."""
+    error = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except error as err:
+        raise DBAPIError.instance(None, None, err, error) from err
 
 
 def announce(connection: Connection, cursor: Any, sql: str, params: Any, many: bool) -> None:

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, Executable, create_engine, event
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .compiled import Compiled, announce, compile_for
+from .compiled import Compiled, announce, compile_for, driver_errors
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
@@ -144,8 +144,7 @@ class Database:
                                                             params, strict=False)
         if compiled is None:  # SQLite, or a list to expand (SQLAlchemy knows how)
             return session.execute(statement, params).all()
-        error = self.engine.dialect.loaded_dbapi.Error
-        try:
+        with driver_errors(self.engine.dialect):
             if session.in_transaction():
                 return _fetch(session.connection(), compiled, params)
             with self.engine.connect() as connection:
@@ -156,8 +155,6 @@ class Database:
                 finally:
                     if not driver.closed:
                         driver.autocommit = False
-        except error as err:  # as SQLAlchemy would raise it: callers and error pages know these
-            raise DBAPIError.instance(None, None, err, error) from err
 
     def _end_failed(self, session: Session) -> None:
         """Roll back a unit of work that failed; on PostgreSQL one that wrote nothing (a
