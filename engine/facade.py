@@ -644,7 +644,7 @@ class ServiceDesk:
         and its timers retried later with a back-off; the other tickets go on.
         """
         fired = failed = 0
-        while fired + failed < limit:
+        for _ in range(limit):
             now = self.clock()
             with self._writing() as s:
                 due = timers.due_tickets(s, now, 1)
@@ -652,8 +652,7 @@ class ServiceDesk:
                     break
                 try:
                     with s.begin_nested():
-                        self._fire(s, due[0], now)
-                    fired += 1
+                        fired += self._fire(s, due[0], now)
                     self._close_failures(s, due[0], "timer", now)  # it worked this time
                 except Exception as err:  # whatever it is, it must not stop the worker
                     attempts = timers.postpone(s, due[0], now, _error_text(err))
@@ -661,12 +660,17 @@ class ServiceDesk:
                     failed += 1
         return WorkerRound(fired=fired, failed=failed)
 
-    def _fire(self, s: Session, ticket_id: int, now) -> None:
+    def _fire(self, s: Session, ticket_id: int, now) -> bool:
+        """Fire the ticket's due timers (its row locked); False when none was due after all:
+        another worker fired them between the query that found the ticket and its lock
+        (that query's join still saw the timer rows the other worker replaced)."""
         ticket = s.get(Ticket, ticket_id, populate_existing=True)
         definition = self.definitions.get(s, ticket.definition_id)
         step = tickets.load_step(ticket, s.get(TicketState, ticket_id), definition,
                                  self.script_engine, now, tickets.open_tasks(s, ticket.id))
         due = [p for p in step.timers_before if p.fire_at <= now]
+        if not due and not timers.rows_due(s, ticket_id, now):
+            return False
         step.timers_before = None  # rewrite the rows whatever happens: they brought us here
         with outbox.collecting() as requested:
             path = runtime.fire_timers(step.workflow).path
@@ -674,6 +678,7 @@ class ServiceDesk:
             step.event("timer_fired", "system",
                        {"timer": timer.name, "due": timer.fire_at.isoformat(), "path": path})
         tickets.save(s, step, "system", requested)
+        return bool(due)
 
     def deliver_notifications(self, settings: mailer.SmtpSettings | None,
                               limit: int = 100) -> WorkerRound:

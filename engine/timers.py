@@ -154,6 +154,12 @@ def due_tickets(session: Session, now: datetime, limit: int) -> list[int]:
     return seen
 
 
+def rows_due(session: Session, ticket_id: int, now: datetime) -> bool:
+    """Whether the ticket has a timer row due at ``now`` (read afresh)."""
+    return session.scalar(select(Timer.id).where(Timer.ticket_id == ticket_id,
+                                                 Timer.wake_at <= now).limit(1)) is not None
+
+
 def postpone(session: Session, ticket_id: int, now: datetime, error: str) -> int:
     """Record a failed attempt on the ticket's due timers and retry later (back-off)."""
     rows = list(session.scalars(

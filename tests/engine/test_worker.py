@@ -180,6 +180,24 @@ def test_step_failure_during_completion_is_recorded_then_retried(life, desk, mon
     assert "step_failed" not in alice_history
 
 
+def test_a_ticket_whose_timers_another_worker_fired_is_left_alone(life, desk, clock,
+                                                                  monkeypatch):
+    """On PostgreSQL the query that finds a due ticket may lock it just after another
+    worker fired its timers and committed: its join still saw the old timer rows. The
+    ticket, read afresh once locked, has nothing due: nothing is fired, counted or written."""
+    ticket = life.report(as_="alice")
+    life.complete(ticket, "qualify", as_="sam", data=QUALIFY_RESOLVE)
+    clock.advance(days=4)
+    assert desk.fire_due_timers().fired == 1  # the other worker
+    with desk.db.read() as s:
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.number == ticket.number))
+    head = desk.audit_head()
+    stale = iter([[ticket_id]])
+    monkeypatch.setattr("engine.timers.due_tickets", lambda *_args: next(stale, []))
+    assert desk.fire_due_timers().fired == 0
+    assert desk.audit_head() == head
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL variant: set TEST_DATABASE_URL")
 def test_two_workers_racing_fire_each_timer_once(life, desk, database_url, clock):
     tickets = [life.report(as_="alice", title=f"Ticket {i}") for i in range(12)]
