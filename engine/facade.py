@@ -1172,6 +1172,9 @@ class ServiceDesk:
         )
 
 
+STALE = "the ticket changed while you worked on it; reload and retry"
+
+
 class _ConflictOnStale:
     """Turn an optimistic-lock failure (in the unit or at commit) into a clean ``Conflict``."""
 
@@ -1189,9 +1192,6 @@ class _ConflictOnStale:
         if isinstance(exc, StaleDataError):  # in the unit (rolled back by now)
             raise Conflict(STALE) from exc
         return suppressed
-
-
-STALE = "the ticket changed while you worked on it; reload and retry"
 
 
 def uploads_from_folder(folder: Path) -> list[deploy.Upload]:

@@ -152,7 +152,7 @@ def save(session: Session, step: Step, actor: str,
     batch = Batch(session)
     batch.put(step.ticket)
     batch.put(step.state)
-    for row in {id(r): r for r in rows_before + step.open_rows}.values():
+    for row in rows_before + step.open_rows:  # put once each, whatever the lists share
         batch.put(row)
     waiting = [] if step.workflow.is_completed() else timers.pending(step.workflow)
     if waiting != step.timers_before:  # most steps leave the timers as they were

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 @dataclass(frozen=True)
 class Compiled:
-    statement: Executable  # kept: the cache is keyed by its identity
+    statement: Executable  # held: while cached, its id cannot be another statement's
     sql: str
     binds: dict[str, Callable[[Any], Any]]  # bind name -> the column type's conversion
     fixed: dict[str, Any]  # values written in the statement itself (``id == 1``)
@@ -39,7 +39,7 @@ class Compiled:
     def rows(self, rows: Iterable[Sequence[Any]]) -> list[tuple]:
         """The driver's rows with each column's type conversion applied."""
         if not self.results:
-            return [tuple(row) for row in rows]
+            return list(rows)
         typed = []
         for row in rows:
             row = list(row)
@@ -62,12 +62,14 @@ def driver_errors(dialect) -> Iterator[None]:
 
 def announce(connection: Connection, cursor: Any, sql: str, params: Any, many: bool) -> None:
     """Tell the engine's ``before_cursor_execute`` listeners of a statement run on the
-    driver, as SQLAlchemy does of its own: what counts or traces statements (and
-    ``db._note_writes``) sees these too."""
+    driver, as SQLAlchemy does of its own: what counts statements (the tests) and
+    ``db._note_writes`` see these too. Only that event, without an execution context: a
+    listener that needs ``after_cursor_execute`` or the context does not see them."""
     connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
 
 
 _CACHE: dict[tuple, Compiled] = {}  # hot statements are built once: a few dozen
+_CACHE_SIZE = 1024  # inboxes build a statement per shape of actor and filters (cached apart)
 
 
 def compile_for(statement: Executable, dialect, names: Iterable[str],
@@ -81,7 +83,9 @@ def compile_for(statement: Executable, dialect, names: Iterable[str],
     names = tuple(names)
     key = (id(statement), dialect.name, names)
     compiled = _CACHE.get(key)
-    if compiled is None or compiled.statement is not statement:
+    if compiled is None:
+        if len(_CACHE) >= _CACHE_SIZE:  # statements built and dropped elsewhere: start over
+            _CACHE.clear()
         compiled = _CACHE[key] = _compile(statement, dialect, names)
     if compiled.expands:
         if strict:

@@ -56,3 +56,20 @@ def test_a_failing_read_raises_as_sqlalchemy_would(desk):
         desk.db.rows(s, broken, {})
     if not desk.db.is_sqlite:
         assert isinstance(caught.value, ProgrammingError)  # sqlalchemy.exc, not psycopg's
+
+
+def test_the_compiled_statements_kept_are_bounded(desk, monkeypatch):
+    """Inboxes build a statement per shape of actor and filters; a long-running process
+    must not keep every statement it ever compiled."""
+    from engine.persistence import compiled
+
+    monkeypatch.setattr(compiled, "_CACHE", {})
+    monkeypatch.setattr(compiled, "_CACHE_SIZE", 2)
+    dialect = desk.db.engine.dialect
+    statements = [select(Counter.value).where(Counter.name == bindparam("n")).limit(i)
+                  for i in range(1, 6)]
+    for statement in statements:
+        made = compiled.compile_for(statement, dialect, {"n": "INC"})
+        assert made.statement is statement and "LIMIT" in made.sql
+        assert len(compiled._CACHE) <= 2
+    assert compiled.compile_for(statements[-1], dialect, {"n": "INC"}) is made  # still kept
